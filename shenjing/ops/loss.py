@@ -1,0 +1,1 @@
+"""Placeholder: fused loss ops are being written."""

@@ -1,0 +1,207 @@
+"""Reductions and the softmax family, with `dim` (int, tuple or None) and `keepdim`.
+
+`dim` arrives here already normalized by the Tensor layer: a tuple of non-negative axes,
+or None for all axes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function
+
+__all__ = ["Sum", "Mean", "Prod", "Amax", "Amin", "Var", "LogSumExp", "Norm2", "Softmax",
+           "LogSoftmax"]
+
+
+def _expand(g: np.ndarray, shape: tuple, axes, keepdim: bool) -> np.ndarray:
+    """Broadcast a reduced gradient back over the reduced axes (a read-only view)."""
+    if axes is None:
+        return np.broadcast_to(g.reshape((1,) * len(shape)), shape)
+    if not keepdim:
+        g = np.expand_dims(g, axes)
+    return np.broadcast_to(g, shape)
+
+
+def _count(shape: tuple, axes) -> int:
+    if axes is None:
+        return int(np.prod(shape, dtype=np.int64))
+    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, a, dim=None, keepdim=False):
+        ctx.meta = (a.shape, dim, keepdim)
+        return np.sum(a, axis=dim, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _expand(g, *ctx.meta)
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, a, dim=None, keepdim=False):
+        ctx.meta = (a.shape, dim, keepdim)
+        return np.mean(a, axis=dim, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, dim, keepdim = ctx.meta
+        n = _count(shape, dim)
+        return _expand(g * (1 / max(n, 1)), shape, dim, keepdim)
+
+
+class Prod(Function):
+    """Product; the gradient is the product of all *other* elements (exact with zeros)."""
+
+    @staticmethod
+    def forward(ctx, a, dim=None, keepdim=False):
+        ctx.save_for_backward(a)
+        ctx.meta = (dim, keepdim)
+        return np.prod(a, axis=dim, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved
+        dim, keepdim = ctx.meta
+        axes = tuple(range(a.ndim)) if dim is None else dim
+        rest = tuple(i for i in range(a.ndim) if i not in axes)
+        moved = np.transpose(a, rest + axes)
+        flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
+        ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype)
+        left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+        right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+        others = (left * right).reshape(moved.shape)
+        others = np.transpose(others, np.argsort(rest + axes))
+        return others * _expand(g, a.shape, dim, keepdim)
+
+
+class _Extremum(Function):
+    """amax/amin: the gradient is shared evenly among tied extreme elements, as in torch."""
+
+    reduce = staticmethod(np.max)
+
+    @classmethod
+    def _fwd(cls, ctx, a, dim, keepdim):
+        if a.size == 0:
+            raise ValueError("cannot reduce an empty tensor: it has no maximum or minimum")
+        out = cls.reduce(a, axis=dim, keepdims=True)
+        ctx.save_for_backward(a, out)
+        ctx.meta = (dim, keepdim)
+        return out if keepdim else (out.reshape(()) if dim is None else np.squeeze(out, dim))
+
+    @staticmethod
+    def backward(ctx, g):
+        a, out = ctx.saved
+        dim, keepdim = ctx.meta
+        mask = a == out
+        count = mask.sum(axis=dim, keepdims=True)
+        return _expand(g, a.shape, dim, keepdim) * mask / count.astype(a.dtype)
+
+
+class Amax(_Extremum):
+    @staticmethod
+    def forward(ctx, a, dim=None, keepdim=False):
+        return Amax._fwd(ctx, a, dim, keepdim)
+
+
+class Amin(_Extremum):
+    reduce = staticmethod(np.min)
+
+    @staticmethod
+    def forward(ctx, a, dim=None, keepdim=False):
+        return Amin._fwd(ctx, a, dim, keepdim)
+
+
+class Var(Function):
+    """Variance with Bessel's `correction` (1 by default, as torch.var)."""
+
+    @staticmethod
+    def forward(ctx, a, dim=None, correction=1, keepdim=False):
+        centered = a - np.mean(a, axis=dim, keepdims=True)
+        n = _count(a.shape, dim)
+        denom = max(n - correction, 0)
+        ctx.save_for_backward(centered)
+        ctx.meta = (dim, keepdim, denom)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sum(centered * centered, axis=dim, keepdims=keepdim) / a.dtype.type(denom)
+
+    @staticmethod
+    def backward(ctx, g):
+        (centered,) = ctx.saved
+        dim, keepdim, denom = ctx.meta
+        return _expand(g, centered.shape, dim, keepdim) * centered * (2 / denom)
+
+
+class LogSumExp(Function):
+    @staticmethod
+    def forward(ctx, a, dim=None, keepdim=False):
+        m = np.max(a, axis=dim, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        out = np.log(np.sum(np.exp(a - m), axis=dim, keepdims=True)) + m
+        ctx.save_for_backward(a, out)
+        ctx.meta = (dim, keepdim)
+        return out if keepdim else (out.reshape(()) if dim is None else np.squeeze(out, dim))
+
+    @staticmethod
+    def backward(ctx, g):
+        a, out = ctx.saved
+        dim, keepdim = ctx.meta
+        return _expand(g, a.shape, dim, keepdim) * np.exp(a - out)
+
+
+class Norm2(Function):
+    """Euclidean norm; its gradient at the zero vector is 0 (the subgradient torch picks)."""
+
+    op_name = "norm"
+
+    @staticmethod
+    def forward(ctx, a, dim=None, keepdim=False):
+        out = np.sqrt(np.sum(a * a, axis=dim, keepdims=True))
+        ctx.save_for_backward(a, out)
+        ctx.meta = (dim, keepdim)
+        return out if keepdim else (out.reshape(()) if dim is None else np.squeeze(out, dim))
+
+    @staticmethod
+    def backward(ctx, g):
+        a, out = ctx.saved
+        dim, keepdim = ctx.meta
+        safe = np.where(out == 0, 1, out)
+        return _expand(g, a.shape, dim, keepdim) * (a / safe)
+
+
+class Softmax(Function):
+    """Softmax along one axis, stable for logits of any magnitude (max subtracted first)."""
+
+    @staticmethod
+    def forward(ctx, a, dim=-1):
+        e = np.exp(a - np.max(a, axis=dim, keepdims=True))
+        e /= np.sum(e, axis=dim, keepdims=True)
+        ctx.save_for_backward(e)
+        ctx.dim = dim
+        return e
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        gy = g * y
+        return gy - y * np.sum(gy, axis=ctx.dim, keepdims=True)
+
+
+class LogSoftmax(Function):
+    op_name = "log_softmax"
+
+    @staticmethod
+    def forward(ctx, a, dim=-1):
+        shifted = a - np.max(a, axis=dim, keepdims=True)
+        out = shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
+        ctx.save_for_backward(out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved
+        return g - np.exp(out) * np.sum(g, axis=ctx.dim, keepdims=True)
