@@ -9,6 +9,7 @@ from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import *  # noqa: F401,F403
 from .functions import *  # noqa: F401,F403
 from .random import Generator, initial_seed, manual_seed, seed
+from .serialization import load, save
 from .tensor import (Device as device, Tensor, as_tensor, bool_, float16, float32, float64,
                      from_numpy, get_default_dtype, int8, int16, int32, int64,
                      set_default_dtype, tensor, uint8)

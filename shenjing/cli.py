@@ -32,6 +32,7 @@ def _load(dataset: str):
 
 def _accuracy(model, x: np.ndarray, y: np.ndarray, batch: int = 1000) -> tuple[float, float]:
     import shenjing as sj
+
     from .nn import functional as F
 
     model.eval()
@@ -47,6 +48,7 @@ def _accuracy(model, x: np.ndarray, y: np.ndarray, batch: int = 1000) -> tuple[f
 
 def train(args: argparse.Namespace) -> float:
     import shenjing as sj
+
     from . import optim
     from .models import get_model
     from .nn import functional as F

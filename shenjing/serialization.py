@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from shenjing.io import safetensors
-from shenjing.io.safetensors import _foreign_format
 
 __all__ = ["load", "save"]
 
@@ -167,24 +166,11 @@ def load(path: str | os.PathLike, *, mmap: bool = False) -> Any:
         mmap: memory-map the file and return read-only arrays viewing it (for big files).
     """
     if hasattr(path, "read"):
-        data = path.read()
         source = "shenjing.load(<file object>)"
-        foreign = _foreign_format(data[:8], source, None)
-        if foreign:
-            raise ValueError(foreign)
-        tensors, metadata = safetensors.load_with_metadata(data)
+        tensors, metadata = safetensors.load_with_metadata(path.read())
     else:
-        name = os.fspath(path)
-        source = f"shenjing.load({name!r})"
-        try:
-            with open(name, "rb") as f:
-                head = f.read(8)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{source}: no such file") from None
-        foreign = _foreign_format(head, source, name)
-        if foreign:
-            raise ValueError(foreign)
-        tensors, metadata = safetensors.load_file_with_metadata(name, mmap=mmap)
+        source = f"shenjing.load({os.fspath(path)!r})"
+        tensors, metadata = safetensors.load_file_with_metadata(path, mmap=mmap)
 
     if STRUCTURE_KEY not in metadata:
         return tensors

@@ -1,4 +1,4 @@
-"""File formats and safe writing: safetensors, atomic writes (ONNX export lives here too).
+"""File formats and safe writing: safetensors and atomic writes (other formats belong here too).
 
 Submodules are imported on their own (``from shenjing.io.safetensors import load_file``); this
 package only re-exports the everyday names.

@@ -188,7 +188,13 @@ def save_file(
 
 
 def _foreign_format(head: bytes, source: str, path: str | None) -> str | None:
-    """A helpful message when the first bytes say the file is not safetensors at all."""
+    """A helpful message when the first bytes say the file is not safetensors at all.
+
+    Only asked once the prefix is known not to be a plausible safetensors header: a genuine
+    header of 640 bytes starts with 0x80 0x02, just like a protocol-2 pickle.
+    """
+    if path is not None:
+        source = repr(path)
     zipped = head[:4] in (b"PK\x03\x04", b"PK\x05\x06")
     pickled = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
     if zipped or pickled:
@@ -237,7 +243,9 @@ def _parse_header(
             f"{source}: header must be a JSON object, got {type(header).__name__}"
         )
 
-    metadata = header.pop(_METADATA_KEY, None) or {}
+    metadata = header.pop(_METADATA_KEY, None)
+    if metadata is None:
+        metadata = {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise ValueError(f"{source}: {_METADATA_KEY} must be an object of str -> str")
 
@@ -264,7 +272,8 @@ def _parse_header(
             or not 0 <= offsets[0] <= offsets[1]
         ):
             raise ValueError(
-                f"{where}: data_offsets must be [begin, end] with 0 <= begin <= end, got {offsets!r}"
+                f"{where}: data_offsets must be [begin, end] with 0 <= begin <= end, "
+                f"got {offsets!r}"
             )
         dtype = _DTYPES[code]
         begin, end = offsets
@@ -315,13 +324,22 @@ def _to_native(array: np.ndarray) -> np.ndarray:
 
 
 def _header_length(head: bytes, total: int, source: str, path: str | None = None) -> int:
-    """Validate the 8-byte prefix against the file size and return the header length."""
-    foreign = _foreign_format(head, source, path)
+    """Validate the prefix (the first 9 bytes) against the size; return the header length.
+
+    A prefix that is not a plausible safetensors header (length within the file, JSON object
+    right after it) is first checked against other formats' magic numbers, so a PyTorch
+    pickle or a Keras .h5 file gets a message saying what it is.
+    """
+    plausible = (
+        len(head) >= 9 and head[8:9] == b"{" and 8 + struct.unpack("<Q", head[:8])[0] <= total
+    )
+    foreign = None if plausible else _foreign_format(head, source, path)
     if foreign:
         raise ValueError(foreign)
     if total < 8:
         raise ValueError(
-            f"{source}: {total} bytes is too short for safetensors (expected an 8-byte header length)"
+            f"{source}: {total} bytes is too short for safetensors "
+            "(expected an 8-byte header length first)"
         )
     (length,) = struct.unpack("<Q", head[:8])
     if length > MAX_HEADER_SIZE:
@@ -341,7 +359,7 @@ def load_with_metadata(data: bytes | bytearray | memoryview) -> tuple[dict[str, 
     """Parse safetensors bytes into (tensors, metadata); arrays are copies, owned and writable."""
     source = "safetensors bytes"
     data = memoryview(data).cast("B")
-    length = _header_length(bytes(data[:8]), len(data), source)
+    length = _header_length(bytes(data[:9]), len(data), source)
     start = 8 + length
     rows, metadata = _parse_header(bytes(data[8:start]), len(data) - start, source)
     tensors = {}
@@ -385,8 +403,9 @@ def load_file_with_metadata(
     f, source, path = _open(path)
     with f:
         total = os.fstat(f.fileno()).st_size
-        length = _header_length(f.read(8), total, source, path)
+        length = _header_length(f.read(9), total, source, path)
         start = 8 + length
+        f.seek(8)
         raw = f.read(length)
         rows, metadata = _parse_header(raw, total - start, source)
         tensors = {}
@@ -416,5 +435,6 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     f, source, path = _open(path)
     with f:
         total = os.fstat(f.fileno()).st_size
-        length = _header_length(f.read(8), total, source, path)
+        length = _header_length(f.read(9), total, source, path)
+        f.seek(8)
         return _parse_header(f.read(length), total - 8 - length, source)[1]

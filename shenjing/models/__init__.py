@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from ..nn import functional as F
 from .. import nn
+from ..nn import functional as F
 from ..tensor import cat
 
 __all__ = ["seed000_cnn", "seed003_cnn", "mlp", "Perceptron", "AlexNet", "TextCNN", "CharLSTM",
