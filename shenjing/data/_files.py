@@ -18,21 +18,22 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import uuid
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 __all__ = [
+    "DownloadError",
+    "UnsafeArchiveError",
+    "atomic_write_bytes",
+    "atomic_write_text",
     "data_home",
+    "download_url",
     "md5_bytes",
     "md5_file",
     "read_maybe_gzip",
-    "atomic_write_bytes",
-    "atomic_write_text",
-    "download_url",
-    "DownloadError",
     "safe_extract_tar",
-    "UnsafeArchiveError",
 ]
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -154,7 +155,7 @@ class UnsafeArchiveError(ValueError):
     """An archive member would escape the extraction folder or is not a plain file/folder."""
 
 
-def _checked_member_path(archive: Path, member: tarfile.TarInfo) -> PurePosixPath:
+def _checked_member_path(archive: Path, member: tarfile.TarInfo) -> tuple[str, ...]:
     """The member's path relative to the extraction folder, or UnsafeArchiveError."""
     name = member.name
     where = f"archive {archive}: member {name!r}"
@@ -179,16 +180,23 @@ def _checked_member_path(archive: Path, member: tarfile.TarInfo) -> PurePosixPat
             f"{where} contains a '..' component and would be written outside the extraction "
             "folder; expected paths inside the archive's top folder"
         )
-    return PurePosixPath(*[p for p in parts if p != "."]) if parts else PurePosixPath()
+    return tuple(p for p in parts if p != ".")
 
 
-def _validated_members(archive: Path, tf: tarfile.TarFile) -> list[tuple[tarfile.TarInfo, Path]]:
+def _validated_members(archive: Path, tf: tarfile.TarFile) -> list[tuple[tarfile.TarInfo, str]]:
     members = []
     for member in tf.getmembers():
-        rel = _checked_member_path(archive, member)
-        if rel.parts:
-            members.append((member, Path(*rel.parts)))
+        parts = _checked_member_path(archive, member)
+        if parts:
+            members.append((member, os.path.join(*parts)))
     return members
+
+
+def _open_tar(archive: Path) -> tarfile.TarFile:
+    try:
+        return tarfile.open(archive, "r:*")
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise ValueError(f"{archive} is not a readable tar archive: {e}") from e
 
 
 def safe_extract_tar(
@@ -213,17 +221,14 @@ def safe_extract_tar(
     archive, dest = Path(archive), Path(dest)
     if not archive.is_file():
         raise FileNotFoundError(f"archive {archive} does not exist")
-    try:
-        tf = tarfile.open(archive, "r:*")
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise ValueError(f"{archive} is not a readable tar archive: {e}") from e
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tf:
+    with _open_tar(archive) as tf:
         try:
             members = _validated_members(archive, tf)
         except (tarfile.TarError, EOFError, zlib.error) as e:
             raise ValueError(f"archive {archive} is truncated or corrupted: {e}") from e
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+        tmp = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.partial"
+        tmp.mkdir()  # default permissions (mkdtemp's are owner-only)
         try:
             _write_members(archive, tf, members, tmp)
             if marker is not None:
@@ -236,18 +241,25 @@ def safe_extract_tar(
 
 
 def _write_members(
-    archive: Path, tf: tarfile.TarFile, members: Iterable[tuple[tarfile.TarInfo, Path]], root: Path
+    archive: Path, tf: tarfile.TarFile, members: Iterable[tuple[tarfile.TarInfo, str]], root: Path
 ) -> None:
-    root_resolved = root.resolve()
+    """Write validated members under the fresh folder `root`.
+
+    `root` is new and only regular files and folders are created in it, so no path can be
+    redirected by a link; the prefix check below guards against a slip in the validation.
+    """
+    base = os.path.normpath(root) + os.sep
+    made: set[str] = set()
     for member, rel in members:
-        target = root / rel
-        # Belt and braces: nothing we create is a link, but check the resolved path anyway.
-        if not target.resolve().is_relative_to(root_resolved):
+        target = os.path.normpath(os.path.join(base, rel))
+        if not target.startswith(base):
             raise UnsafeArchiveError(f"archive {archive}: member {member.name!r} escapes {root}")
+        folder = target if member.isdir() else os.path.dirname(target)
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
         if member.isdir():
-            target.mkdir(parents=True, exist_ok=True)
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
             source = tf.extractfile(member)
             with source, open(target, "xb") as out:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..random import Generator, get_rng
 
-__all__ = ["Dataset", "TensorDataset", "ConcatDataset", "Subset", "random_split"]
+__all__ = ["ConcatDataset", "Dataset", "Subset", "TensorDataset", "random_split"]
 
 
 class Dataset:
@@ -24,7 +24,7 @@ class Dataset:
     def __getitem__(self, index: int) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement __getitem__")
 
-    def __add__(self, other: "Dataset") -> "ConcatDataset":
+    def __add__(self, other: Dataset) -> ConcatDataset:
         return ConcatDataset([self, other])
 
 
@@ -120,7 +120,7 @@ def _split_lengths(n: int, lengths: Sequence[int | float]) -> list[int]:
             f"random_split: fractions must lie in [0, 1] and sum to 1, got {list(lengths)}; "
             "or pass integer lengths summing to the data set's length"
         )
-    counts = [int(math.floor(n * f)) for f in fractions]
+    counts = [math.floor(n * f) for f in fractions]
     for i in range(n - sum(counts)):  # as torch: hand out the remainder round-robin
         counts[i % len(counts)] += 1
     return counts

@@ -12,16 +12,17 @@ not the data.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .._files import DownloadError, data_home, download_url, md5_bytes, read_maybe_gzip
 from ..dataset import Dataset
 
-__all__ = ["MNIST", "FashionMNIST", "load_idx_arrays", "read_idx", "IDX_SETS"]
+__all__ = ["IDX_SETS", "MNIST", "FashionMNIST", "load_idx_arrays", "read_idx"]
 
 # IDX type codes (third byte of the magic number) and the big-endian dtypes they stand for.
 _IDX_DTYPES = {
@@ -72,7 +73,7 @@ IDX_SETS: dict[str, IdxSet] = {
         classes=tuple(
             f"{d} - {w}"
             for d, w in enumerate(
-                "zero one two three four five six seven eight nine".split()
+                ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
             )
         ),
         install_hint="",
@@ -83,10 +84,10 @@ IDX_SETS: dict[str, IdxSet] = {
         torchvision_folder="FashionMNIST",
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         system_dirs=("/usr/share/datasets/fashion-mnist",),
-        # Computed from Debian's dataset-fashion-mnist files. Their .gz wrappers are the
-        # published ones with the gzip FNAME field removed and the time stamp reset (each is
-        # exactly len(name) + 1 bytes shorter than the published size), so the data is the
-        # canonical data.
+        # Computed from Debian's dataset-fashion-mnist files and cross-checked: their .gz files
+        # are the published ones with the gzip header's file name dropped and its time stamp
+        # reset; putting back FNAME and mtime 2017-08-31 10:50:06/27 UTC reproduces the
+        # published .gz MD5s (8d4fb7e6..., 25c81989..., bef4ecab..., bb300cfd...) exactly.
         md5={
             "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
             "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
@@ -110,6 +111,9 @@ def _idx_set(name: str) -> IdxSet:
     return IDX_SETS[key]
 
 
+_AGAIN = "; delete it and download it again"
+
+
 def read_idx(
     path: str | os.PathLike,
     what: str = "IDX",
@@ -128,12 +132,25 @@ def read_idx(
     Raises:
         ValueError: wrong magic number, truncated or oversized data, checksum mismatch.
     """
-    path = Path(path)
+    array, raw = _parse_idx(Path(path), what, expected_magic)
+    if expected_md5 is not None:
+        _check_md5(Path(path), raw, expected_md5, what)
+    return array
+
+
+def _check_md5(path: Path, raw: bytes, expected: str, what: str) -> None:
+    actual = md5_bytes(raw)
+    if actual != expected:
+        raise ValueError(f"{what}: file {path} is corrupted: MD5 of its uncompressed bytes is "
+                         f"{actual}, expected {expected}{_AGAIN}")
+
+
+def _parse_idx(path: Path, what: str, expected_magic: int | None) -> tuple[np.ndarray, bytes]:
+    """The array in an IDX file and the file's uncompressed bytes; structure checked."""
     raw = read_maybe_gzip(path, what)
-    again = "; delete it and download it again"
     if len(raw) < 4:
         raise ValueError(f"{what}: file {path} is truncated: expected an IDX header, got "
-                         f"{len(raw)} bytes{again}")
+                         f"{len(raw)} bytes{_AGAIN}")
     magic = int.from_bytes(raw[:4], "big")
     if expected_magic is not None and magic != expected_magic:
         raise ValueError(
@@ -146,7 +163,7 @@ def read_idx(
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise ValueError(f"{what}: file {path} is truncated: expected a {header}-byte header, "
-                         f"got {len(raw)} bytes{again}")
+                         f"got {len(raw)} bytes{_AGAIN}")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = _IDX_DTYPES[type_code]
     expected = int(np.prod(shape)) * dtype.itemsize
@@ -156,17 +173,10 @@ def read_idx(
         noun = "image" if ndim == 3 else "label" if ndim == 1 else "array"
         raise ValueError(
             f"{what}: file {path.name} is {kind}: expected {expected} bytes of {noun} data "
-            f"for shape {shape}, got {got} (in {path.parent}){again}"
+            f"for shape {shape}, got {got} (in {path.parent}){_AGAIN}"
         )
-    if expected_md5 is not None:
-        actual = md5_bytes(raw)
-        if actual != expected_md5:
-            raise ValueError(
-                f"{what}: file {path} is corrupted: MD5 of its uncompressed bytes is {actual}, "
-                f"expected {expected_md5}{again}"
-            )
     array = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
-    return array.astype(dtype.newbyteorder("="))
+    return array.astype(dtype.newbyteorder("=")), raw
 
 
 def _describe_magic(magic: int) -> str:
@@ -239,13 +249,15 @@ def load_idx_arrays(
     images_name, labels_name = spec.file_names(train)
     images_path = _locate(spec, images_name, root, download)
     labels_path = _locate(spec, labels_name, root, download)
-    images = read_idx(images_path, spec.title, IMAGES_MAGIC, spec.md5[images_name])
-    labels = read_idx(labels_path, spec.title, LABELS_MAGIC, spec.md5[labels_name])
+    images, images_raw = _parse_idx(images_path, spec.title, IMAGES_MAGIC)
+    labels, labels_raw = _parse_idx(labels_path, spec.title, LABELS_MAGIC)
     if len(labels) != len(images):
         raise ValueError(
             f"{spec.title}: label file {labels_path} holds {len(labels)} labels but image file "
             f"{images_path} holds {len(images)} images; expected one label per image"
         )
+    _check_md5(images_path, images_raw, spec.md5[images_name], spec.title)
+    _check_md5(labels_path, labels_raw, spec.md5[labels_name], spec.title)
     return images, labels.astype(np.int64)
 
 
