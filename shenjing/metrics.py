@@ -26,10 +26,10 @@ def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     return t, p
 
 
-def accuracy_score(y_true, y_pred) -> float:
-    """Fraction of predictions equal to the true label."""
+def accuracy_score(y_true, y_pred) -> np.float64:
+    """Fraction of predictions equal to the true label (a NumPy scalar, as sklearn's)."""
     t, p = _pair(y_true, y_pred)
-    return float(np.mean(t == p)) if t.size else 0.0
+    return np.float64(np.mean(t == p)) if t.size else np.float64(0.0)
 
 
 def confusion_matrix(y_true, y_pred, labels=None) -> np.ndarray:
