@@ -32,3 +32,5 @@ class cuda:  # noqa: N801  (torch.cuda namespace: there is no GPU backend yet)
     @staticmethod
     def device_count() -> "builtins.int":  # noqa: F821
         return 0
+
+from . import nn, optim  # noqa: E402  (torch.nn / torch.optim; after the core they build on)
