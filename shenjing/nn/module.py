@@ -124,15 +124,20 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # ------------------------------------------------------------------ traversal
-    def named_modules(self, memo: set | None = None, prefix: str = "") -> Iterator:
+    def named_modules(self, memo: set | None = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator:
+        """(path, module) pairs, depth first; a module reused in two places is listed once
+        unless remove_duplicate=False (state_dict lists every path, as torch does)."""
         memo = set() if memo is None else memo
-        if id(self) in memo:
-            return
-        memo.add(id(self))
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, m in self._modules.items():
             if m is not None:
-                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
+                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name,
+                                           remove_duplicate)
 
     def modules(self) -> Iterator["Module"]:
         for _, m in self.named_modules():
@@ -240,7 +245,7 @@ class Module:
     def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False) -> dict:
         """Ordered name -> Tensor for every parameter and persistent buffer (shared memory)."""
         out = OrderedDict() if destination is None else destination
-        for mp, m in self.named_modules(prefix=prefix.rstrip(".")):
+        for mp, m in self.named_modules(prefix=prefix.rstrip("."), remove_duplicate=False):
             for name, p in m._parameters.items():
                 if p is not None:
                     out[f"{mp}.{name}" if mp else name] = p if keep_vars else p.detach()
@@ -256,7 +261,7 @@ class Module:
         A lazily built parameter (still None) takes the given array's shape.
         """
         own = {}
-        for mp, m in self.named_modules():
+        for mp, m in self.named_modules(remove_duplicate=False):
             for kind in ("_parameters", "_buffers"):
                 for name, v in getattr(m, kind).items():
                     if kind == "_buffers" and name in m._non_persistent:
@@ -278,8 +283,11 @@ class Module:
             arr = src.data if isinstance(src, Tensor) else np.asarray(src)
             cur = getattr(m, kind)[name]
             if cur is None:
-                value = Parameter(arr.astype(np.float32)) if kind == "_parameters" else \
-                    _wrap(np.array(arr))
+                if kind == "_parameters":
+                    value = Parameter(np.array(arr, dtype=arr.dtype if arr.dtype.kind == "f"
+                                               else np.float32))
+                else:
+                    value = _wrap(np.array(arr))
                 setattr(m, name, value) if kind == "_parameters" else m.register_buffer(
                     name, value)
                 continue
