@@ -9,6 +9,9 @@ Design decisions (pinned by tests/test_autograd.py):
   mode is on and some input requires grad; otherwise `apply` is a plain array call.
 * Gradients of broadcast inputs are summed back to the input's shape here, once, so no op
   repeats that logic. Gradients are cast to the input's dtype.
+* `backward` never modifies its incoming gradient in place, and returns either that gradient
+  (or a view of it) or arrays it made in this call and keeps no reference to: such a fresh
+  array becomes a leaf's `.grad` without a copy (g and its views are copied).
 * Backward walks the graph in one topological pass (iterative: a 10,000-op chain is fine),
   accumulating into `.grad` of leaves. With `retain_graph=False` each node's saved arrays
   are freed as soon as it has run, so memory does not grow across training steps.
@@ -58,9 +61,25 @@ class set_grad_enabled:
     def __exit__(self, *exc) -> None:
         _GradMode.enabled = self.prev
 
+    def __call__(self, fn: Callable) -> Callable:
+        """As a decorator: restore the mode set at construction, apply it at each call."""
+        _GradMode.enabled = self.prev
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
 
 class _GradModeContext:
     mode = True
+
+    def __new__(cls, fn: Callable | None = None):
+        self = super().__new__(cls)
+        return self if fn is None else self(fn)  # `@no_grad` without parentheses, as torch
 
     def __enter__(self) -> None:
         self.prev = _GradMode.enabled
@@ -124,6 +143,8 @@ class Function:
             raise type(e)(_op_error(cls, arrays, e)) from None
         if type(out) is not np.ndarray:
             out = np.asarray(out)
+        if out.dtype is _FLOAT64 and "dtype" not in attrs and not _any_float64(arrays):
+            out = out.astype(_default_float())  # int * 0.5, int.exp(): as torch
         if _GradMode.enabled:
             needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
             if True in needs:
@@ -141,6 +162,22 @@ class Function:
         t.requires_grad = False
         t._ctx = None
         return t
+
+
+_FLOAT64 = np.dtype(np.float64)  # NumPy's canonical instance: an identity test is enough here
+
+
+def _any_float64(arrays) -> bool:
+    """Whether an operand is float64; if none is, NumPy's float64 result is promotion creep
+    (integer or bool arrays meeting Python floats or float math) and torch gives the default
+    float dtype instead. Ops asked for a dtype (Cast) keep theirs."""
+    return any(getattr(a, "dtype", None) == np.float64 for a in arrays)
+
+
+def _default_float() -> np.dtype:
+    from .tensor import get_default_dtype  # tensor.py sits above this module
+
+    return get_default_dtype()
 
 
 def _op_name(cls: type) -> str:
@@ -168,6 +205,12 @@ def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g.reshape(shape)
 
 
+_FREED_GRAPH = (
+    "backward: trying to backward through the graph a second time; its saved "
+    "arrays were freed. Pass retain_graph=True to the first backward call."
+)
+
+
 def _topological_order(root_ctx: Function) -> list:
     """Nodes of the graph under `root_ctx`, each after all the nodes it depends on."""
     order = []
@@ -181,6 +224,8 @@ def _topological_order(root_ctx: Function) -> list:
             continue
         if id(node) in visited:
             continue
+        if not hasattr(node, "inputs"):
+            raise RuntimeError(_FREED_GRAPH)
         visited.add(id(node))
         stack.append((node, True))
         for x in node.inputs:
@@ -219,10 +264,7 @@ def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
     for node in reversed(_topological_order(tensor._ctx)):
         g = grads.pop(id(node), None)
         if not hasattr(node, "inputs"):
-            raise RuntimeError(
-                "backward: trying to backward through the graph a second time; its saved "
-                "arrays were freed. Pass retain_graph=True to the first backward call."
-            )
+            raise RuntimeError(_FREED_GRAPH)
         if g is None:
             continue
         inputs = node.inputs
@@ -239,7 +281,10 @@ def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
                 gx = gx.astype(xd.dtype)
             ctx = x._ctx
             if ctx is None:
-                _accumulate_leaf(x, gx)
+                # an array the op made for this input alone becomes .grad without a copy
+                own = (gx is not g and gx.base is None and gx.flags.writeable
+                       and not _returned_twice(gx, in_grads))
+                _accumulate_leaf(x, gx, own)
             else:
                 key = id(ctx)
                 prev = grads.get(key)
@@ -248,11 +293,21 @@ def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
             node.__dict__.clear()
 
 
-def _accumulate_leaf(x, g: np.ndarray) -> None:
-    """Add g into x.grad; the first gradient is copied so no two leaves share an array."""
+def _returned_twice(gx: np.ndarray, in_grads) -> bool:
+    """Whether backward handed the same array to two inputs (then neither may own it)."""
+    n = 0
+    for a in in_grads:
+        if a is gx:
+            n += 1
+    return n > 1
+
+
+def _accumulate_leaf(x, g: np.ndarray, own: bool = False) -> None:
+    """Add g into x.grad; a first gradient not `own`ed is copied so no two leaves (nor the
+    caller's upstream gradient) share an array."""
     if x.grad is None:
         t = _Tensor.__new__(_Tensor)
-        t.data = np.array(g, copy=True)
+        t.data = g if own else np.array(g, copy=True)
         t.grad = None
         t.requires_grad = False
         t._ctx = None
@@ -356,7 +411,7 @@ def gradcheck(
                     fm = float(np.sum(fn(*inputs).data * v))
                 flat[j] = orig
                 num_flat[j] = (fp - fm) / (2 * eps)
-            bad = np.abs(a - num) > atol + rtol * np.abs(num)
+            bad = ~(np.abs(a - num) <= atol + rtol * np.abs(num))  # a NaN on either side is bad
             if bad.any():
                 err = np.abs(a - num) - rtol * np.abs(num)
                 w = np.unravel_index(int(np.argmax(err)), x.shape) if x.ndim else ()

@@ -95,6 +95,8 @@ def randn_like(x, dtype=None) -> Tensor:
 
 def randint(low, high=None, size=(), dtype=None, generator=None) -> Tensor:
     """Integers in [low, high); randint(high, size) as torch allows."""
+    if isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if high <= low:

@@ -8,18 +8,54 @@ clear error at the user's call.
 from __future__ import annotations
 
 import builtins
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from . import autograd
-from .ops.elementwise import (Abs, Add, Cast, Clamp, Clone, Cos, Div, Exp, LeakyRelu, Log,
-                              Log1p, Maximum, Minimum, Mul, Neg, Pow, Relu, Rsqrt, Sigmoid,
-                              Sign, Sin, Sqrt, Sub, Tanh, Where)
+from .ops.elementwise import (
+    Abs,
+    Add,
+    Cast,
+    Clamp,
+    Clone,
+    Cos,
+    Div,
+    Exp,
+    LeakyRelu,
+    Log,
+    Log1p,
+    Maximum,
+    Minimum,
+    Mul,
+    Neg,
+    Pow,
+    Relu,
+    Rsqrt,
+    Sigmoid,
+    Sign,
+    Sin,
+    Sqrt,
+    Sub,
+    Tanh,
+    Where,
+)
 from .ops.linalg import MatMul
 from .ops.movement import Cat, Expand, Flip, Gather, GetItem, Pad, Permute, Repeat, Reshape
-from .ops.reduce import (Amax, Amin, LogSoftmax, LogSumExp, Mean, Norm2, Prod, Softmax, Sum,
-                         Var)
+from .ops.reduce import (
+    Amax,
+    Amin,
+    LogSoftmax,
+    LogSumExp,
+    Mean,
+    Norm2,
+    NormP,
+    Prod,
+    Softmax,
+    Std,
+    Sum,
+    Var,
+)
 
 __all__ = ["Tensor", "tensor", "from_numpy", "as_tensor", "float32", "float64", "float16",
            "int64", "int32", "int16", "int8", "uint8", "bool_", "get_default_dtype",
@@ -244,15 +280,22 @@ class Tensor:
 
     def __repr__(self) -> str:
         extras = []
-        if self.dtype not in (float32, int64, bool_) or self.data.size == 0:
+        empty = self.data.size == 0
+        if empty and self.ndim > 1:
+            extras.append(f"size={tuple(self.shape)}")
+        if self.dtype not in (float32, int64, bool_) or (empty and self.dtype != float32):
             extras.append(f"dtype=shenjing.{self.dtype}")
         if self._ctx is not None:
             extras.append(f"grad_fn=<{type(self._ctx).__name__}Backward>")
         elif self.requires_grad:
             extras.append("requires_grad=True")
         prefix = "tensor("
-        body = np.array2string(self.data, separator=", ", prefix=prefix,
-                               precision=4, suppress_small=False, threshold=1000)
+        # torch prints "1., 2." when every float is integral, else four fixed decimals
+        finite = self.data[np.isfinite(self.data)] if self.dtype.kind == "f" else self.data
+        fixed = self.dtype.kind == "f" and builtins.bool(np.any(finite != np.round(finite)))
+        body = "[]" if empty else np.array2string(
+            self.data, separator=", ", prefix=prefix, precision=4, suppress_small=False,
+            threshold=1000, floatmode="fixed" if fixed else "maxprec")
         return prefix + body + "".join(", " + e for e in extras) + ")"
 
     # ------------------------------------------------------------------ autograd
@@ -424,9 +467,8 @@ class Tensor:
         try:
             ufunc(self.data, src, out=self.data, casting="same_kind")
         except ValueError:
-            raise ValueError(f"{name}: cannot write a result of shape "
-                             f"{np.broadcast_shapes(self.shape, np.shape(src))} into a tensor "
-                             f"of shape {self.shape}") from None
+            raise ValueError(f"{name}: cannot update a tensor of shape {tuple(self.shape)} "
+                             f"in place with an operand of shape {tuple(np.shape(src))}") from None
         return self
 
     def __iadd__(self, o):
@@ -507,7 +549,7 @@ class Tensor:
         return self
 
     def __setitem__(self, index, value) -> None:
-        if self.requires_grad or self._ctx is not None:
+        if self._ctx is not None or (self.requires_grad and autograd.is_grad_enabled()):
             raise RuntimeError(
                 "__setitem__: cannot assign into a tensor that is part of a graph or requires "
                 "grad; assign under `with shenjing.no_grad():` to a leaf, or build a new tensor"
@@ -690,7 +732,10 @@ class Tensor:
                          keepdim=keepdim)
 
     def std(self, dim=None, unbiased=None, keepdim: builtins.bool = False, correction=None):
-        return self.var(dim, unbiased, keepdim, correction).sqrt()
+        if correction is None:
+            correction = 1 if unbiased is None or unbiased else 0
+        return Std.apply(self, dim=_dims(dim, self.ndim, "std"), correction=correction,
+                         keepdim=keepdim)
 
     def logsumexp(self, dim=None, keepdim: builtins.bool = False):
         return LogSumExp.apply(self, dim=_dims(dim, self.ndim, "logsumexp"), keepdim=keepdim)
@@ -704,8 +749,7 @@ class Tensor:
         if p in (float("inf"), "inf"):
             return Amax.apply(Abs.apply(self), dim=dims, keepdim=keepdim)
         if isinstance(p, (int, float)) and p > 0:
-            s = Sum.apply(Pow.apply(Abs.apply(self), float(p)), dim=dims, keepdim=keepdim)
-            return Pow.apply(s, 1.0 / p)
+            return NormP.apply(self, p=float(p), dim=dims, keepdim=keepdim)
         raise ValueError(f"norm: unsupported order p={p!r}; use 1, 2, inf or a positive number")
 
     def softmax(self, dim: int = -1):
@@ -757,10 +801,11 @@ class Tensor:
 
     def permute(self, *dims):
         dims = _shape_arg(dims)
-        if sorted(d % max(self.ndim, 1) for d in dims) != list(range(self.ndim)):
+        axes = tuple(_dim1(d, self.ndim, "permute") for d in dims) if self.ndim else dims
+        if sorted(axes) != list(range(self.ndim)):
             raise ValueError(f"permute: dims {dims} are not a permutation of the "
                              f"{self.ndim} dimensions of a tensor of shape {tuple(self.shape)}")
-        return Permute.apply(self, dims=tuple(d % self.ndim for d in dims))
+        return Permute.apply(self, dims=axes)
 
     def transpose(self, dim0: int, dim1: int):
         a, b = _dim1(dim0, self.ndim, "transpose"), _dim1(dim1, self.ndim, "transpose")
@@ -978,8 +1023,6 @@ def where(cond, a, b) -> Tensor:
     c = _raw(cond)
     a = a if isinstance(a, Tensor) else _const(a)
     b = b if isinstance(b, Tensor) else _const(b)
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        return _wrap(np.where(c, a, b))
     return Where.apply(np.asarray(c, dtype=bool), a, b)
 
 

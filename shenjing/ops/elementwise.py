@@ -88,12 +88,20 @@ class Pow(Function):
         ga = gb = None
         if ctx.needs_input_grad[0]:
             if isinstance(b, (int, float)):
-                ga = g * (b * a ** (b - 1)) if b != 2 else g * (2 * a)
+                if b == 0:  # x ** 0 is constant: 0, not 0 * x ** -1 (nan at x = 0), as torch
+                    ga = np.zeros_like(g)
+                else:
+                    ga = g * (b * a ** (b - 1)) if b != 2 else g * (2 * a)
             else:
-                ga = g * b * a ** (b - 1)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ga = g * b * a ** (b - 1)
+                if np.any(b == 0):
+                    ga = np.where(b == 0, 0, ga)
         if ctx.needs_input_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):
                 gb = g * out * np.log(a)
+            if np.any(a == 0):  # 0 ** b for b >= 0: torch's gradient is 0 (not 0 * -inf)
+                gb = np.where((a == 0) & (b >= 0), 0, gb)
         return ga, gb
 
 

@@ -141,7 +141,7 @@ class GetItem(Function):
 
 def along_axis_index(idx: np.ndarray, axis: int) -> tuple:
     """Full fancy index equivalent to take_along_axis(·, idx, axis)."""
-    grids = np.ogrid[tuple(slice(n) for n in idx.shape)]
+    grids = list(np.ogrid[tuple(slice(n) for n in idx.shape)])  # a tuple in NumPy 2
     grids[axis] = idx
     return tuple(grids)
 

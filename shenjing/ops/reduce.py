@@ -10,8 +10,8 @@ import numpy as np
 
 from ..autograd import Function
 
-__all__ = ["Sum", "Mean", "Prod", "Amax", "Amin", "Var", "LogSumExp", "Norm2", "Softmax",
-           "LogSoftmax"]
+__all__ = ["Sum", "Mean", "Prod", "Amax", "Amin", "Var", "Std", "LogSumExp", "Norm2", "NormP",
+           "Softmax", "LogSoftmax"]
 
 
 def _expand(g: np.ndarray, shape: tuple, axes, keepdim: bool) -> np.ndarray:
@@ -132,7 +132,23 @@ class Var(Function):
     def backward(ctx, g):
         (centered,) = ctx.saved
         dim, keepdim, denom = ctx.meta
-        return _expand(g, centered.shape, dim, keepdim) * centered * (2 / denom)
+        scale = 2 / denom if denom else float("nan")  # no degrees of freedom: nan, as torch
+        return _expand(g, centered.shape, dim, keepdim) * centered * scale
+
+
+class Std(Var):
+    """sqrt(var) in one op so that zero spread gets gradient 0 (as torch), not sqrt's inf."""
+
+    @staticmethod
+    def forward(ctx, a, dim=None, correction=1, keepdim=False):
+        out = np.sqrt(Var.forward(ctx, a, dim, correction, keepdim))
+        ctx.out = out
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        out = ctx.out  # where it is 0, every centered value is 0 and so is the gradient
+        return Var.backward(ctx, g / (2 * np.where(out == 0, 1, out)))
 
 
 class LogSumExp(Function):
@@ -170,6 +186,28 @@ class Norm2(Function):
         dim, keepdim = ctx.meta
         safe = np.where(out == 0, 1, out)
         return _expand(g, a.shape, dim, keepdim) * (a / safe)
+
+
+class NormP(Function):
+    """(sum |a| ** p) ** (1 / p) for p other than 1, 2 and inf; 0 gradient at the zero
+    vector, as torch (the composition through pow would give inf * 0 = nan there)."""
+
+    op_name = "norm"
+
+    @staticmethod
+    def forward(ctx, a, p=3.0, dim=None, keepdim=False):
+        absa = np.abs(a)
+        out = np.sum(absa**p, axis=dim, keepdims=True) ** (1.0 / p)
+        ctx.save_for_backward(a, absa, out)
+        ctx.meta = (p, dim, keepdim)
+        return out if keepdim else (out.reshape(()) if dim is None else np.squeeze(out, dim))
+
+    @staticmethod
+    def backward(ctx, g):
+        a, absa, out = ctx.saved
+        p, dim, keepdim = ctx.meta
+        ratio = absa / np.where(out == 0, 1, out)
+        return _expand(g, a.shape, dim, keepdim) * np.sign(a) * ratio ** (p - 1)
 
 
 class Softmax(Function):
