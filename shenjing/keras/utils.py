@@ -1,0 +1,33 @@
+"""`keras.utils`: to_categorical, Progbar, set_random_seed, normalize."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+
+from ..data.preprocessing import to_categorical
+from ..random import manual_seed
+from .progbar import Progbar
+from .registry import custom_object_scope, get_registered_object, register_keras_serializable
+
+__all__ = ["to_categorical", "Progbar", "set_random_seed", "normalize",
+           "register_keras_serializable", "custom_object_scope", "get_registered_object"]
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed Python's, NumPy's global and shenjing's generators (weights, dropout, shuffling)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"set_random_seed: expected an int seed, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    manual_seed(int(seed))
+
+
+def normalize(x: Any, axis: int = -1, order: int = 2) -> np.ndarray:
+    """Scale `x` to unit L-`order` norm along `axis` (zero vectors stay zero)."""
+    x = np.asarray(x)
+    norm = np.linalg.norm(x, ord=order, axis=axis, keepdims=True)
+    norm = np.where(norm == 0, 1, norm)
+    return (x / norm).astype(x.dtype if x.dtype.kind == "f" else np.float32)
