@@ -29,7 +29,7 @@ case "${1:-}" in
         install test
         fashion_mnist
         shift
-        exec "$PY" -m pytest -q -p no:cacheprovider "$@"
+        exec "$PY" -m pytest -p no:cacheprovider "$@"
         ;;
     *)
         echo "usage: bash run.sh {main|test} [extra args]" >&2
