@@ -269,7 +269,7 @@ def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
             continue
         inputs = node.inputs
         in_grads = node.backward(node, g)
-        if len(inputs) == 1:
+        if type(in_grads) is not tuple:  # a one-input op may return its gradient bare
             in_grads = (in_grads,)
         for x, need, gx in zip(inputs, node.needs_input_grad, in_grads):
             if not need or gx is None:

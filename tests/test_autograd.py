@@ -452,3 +452,12 @@ def test_gradcheck_requires_float64():
     x = sj.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(TypeError, match="float64"):
         gradcheck(lambda a: a * 2.0, (x,))
+
+
+def test_cat_and_stack_of_a_single_tensor_backpropagate():
+    a = sj.tensor([1.0, 2.0], requires_grad=True)
+    sj.cat([a]).sum().backward()
+    np.testing.assert_array_equal(a.grad.data, [1.0, 1.0])
+    a.grad = None
+    (sj.stack([a]) * 3).sum().backward()
+    np.testing.assert_array_equal(a.grad.data, [3.0, 3.0])

@@ -176,8 +176,8 @@ class RNNBase(Module):
             x = seqs[0] if D == 1 else cat(seqs, dim=-1)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
-        h_n = _stack(h_n)
-        c_n = _stack(c_n) if lstm else None
+        h_n = stack(h_n, 0)
+        c_n = stack(c_n, 0) if lstm else None
         if unbatched:
             x = x.squeeze(1)
             h_n = h_n.squeeze(1)
@@ -217,11 +217,6 @@ def _split_output(out: Tensor, T: int, N: int, batch_first: bool, reverse: bool,
         h_last = TakeRows.apply(out, start=last * N, stop=(last + 1) * N, shape=(N, H))
     c_last = TakeRows.apply(out, start=T * N, stop=(T + 1) * N, shape=(N, H)) if lstm else None
     return seq, h_last, c_last
-
-
-def _stack(ts: list) -> Tensor:
-    # a single tensor is unsqueezed: cat/stack of one tensor fails in backward (ops.movement.Cat)
-    return ts[0].unsqueeze(0) if len(ts) == 1 else stack(ts, 0)
 
 
 class RNN(RNNBase):
