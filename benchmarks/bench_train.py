@@ -6,11 +6,16 @@
 Each workload is defined once as a function of the library (`torch` or `shenjing`), so
 torch.nn and shenjing.nn build the same architecture; shenjing then loads torch's initial
 weights, and both train on the same batch with the same optimizer. Timing happens in one process,
-interleaved (shenjing, torch, shenjing, torch, ...) after a warm-up, with
+interleaved (shenjing, torch, shenjing, torch, ...) after a warm-up, with a pause before
+each timed block (an idle OpenBLAS or OpenMP pool spins for ~0.1 s and would steal a core
+from the other library's next block), with
 `torch.set_num_threads` equal to NumPy's BLAS threads; the medians' ratio is reported with
 the spread (min–max of the per-rep ratios). `--memory` runs every workload again in two
 fresh processes, one per framework (the other is never imported), and reports each one's
-peak resident set size. PyTorch runs as users run it by default (glibc malloc untuned).
+peak resident set size. PyTorch runs as users run it by default (glibc malloc untuned); for
+the tuned-malloc figure, run with MALLOC_MMAP_THRESHOLD_=1000000000
+MALLOC_TRIM_THRESHOLD_=1000000000000 MALLOC_TOP_PAD_=1000000000 in the environment (it
+applies to both libraries in the process).
 """
 
 from __future__ import annotations
@@ -185,7 +190,7 @@ def time_steps(step, n: int) -> float:
     return (time.perf_counter() - t0) / n
 
 
-def compare(name: str, reps: int) -> dict:
+def compare(name: str, reps: int, pause: float) -> dict:
     import torch
 
     steps = WORKLOADS[name][3]
@@ -198,7 +203,9 @@ def compare(name: str, reps: int) -> dict:
         tstep()
     s_times, t_times = [], []
     for _ in range(reps):
+        time.sleep(pause)  # let the other library's idle BLAS/OpenMP threads stop spinning
         s_times.append(time_steps(sstep, steps))
+        time.sleep(pause)
         t_times.append(time_steps(tstep, steps))
     ratios = [s / t for s, t in zip(s_times, t_times)]
     return {
@@ -212,12 +219,16 @@ def compare(name: str, reps: int) -> dict:
 
 
 def peak_rss_mb(framework: str, name: str) -> float:
-    """Peak RSS of a fresh process that imports one framework and trains `name`."""
+    """Peak RSS (VmHWM) of a fresh process that imports one framework and trains `name`.
+
+    VmHWM belongs to the process's own address space; ru_maxrss would not do here, since
+    Linux carries it across fork and exec from this (torch-loaded) parent.
+    """
     here = os.path.dirname(os.path.abspath(__file__))
-    code = (f"import sys, resource; sys.path.insert(0, {here!r});"
+    code = (f"import sys; sys.path.insert(0, {here!r});"
             f"import bench_train as b; _, s = b.make_runner({framework!r}, {name!r});"
             f"[s() for _ in range({max(3, WORKLOADS[name][3])})];"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024
@@ -228,13 +239,15 @@ def main() -> None:
     parser.add_argument("workloads", nargs="+", help="W1..W6 or all")
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--memory", action="store_true", help="also measure peak RSS")
+    parser.add_argument("--pause", type=float, default=0.3,
+                        help="seconds of sleep before each timed block (idle BLAS threads spin)")
     parser.add_argument("--json", help="append results as JSON lines to this file")
     args = parser.parse_args()
     names = list(WORKLOADS) if args.workloads == ["all"] else args.workloads
     print(f"{'':4} {'workload':58} {'shenjing':>10} {'torch':>10} {'ratio':>6} {'spread':>12}"
           + ("  peak RSS MB (sj / torch)" if args.memory else ""))
     for name in names:
-        r = compare(name, args.reps)
+        r = compare(name, args.reps, args.pause)
         line = (f"{name:4} {r['description']:58} {r['shenjing_ms']:8.1f}ms {r['torch_ms']:8.1f}ms "
                 f"{r['ratio']:6.2f} {r['ratio_min']:5.2f}–{r['ratio_max']:.2f}")
         if args.memory:
