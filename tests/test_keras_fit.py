@@ -13,7 +13,9 @@ from shenjing.data import DataLoader, TensorDataset
 from shenjing.keras import layers
 from shenjing.tensor import Tensor
 
-DATA = os.environ.get("SHENJING_DATA_TEST", "/work/shared/data")
+# ../shared/data beside the checkout, as in CI
+DATA = os.environ.get("SHENJING_DATA_TEST",
+                      os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
 
 @pytest.fixture(autouse=True)
