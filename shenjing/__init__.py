@@ -4,6 +4,8 @@
 is the Keras-style front door over the same core.
 """
 
+import builtins
+
 from . import autograd
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import *  # noqa: F401,F403
@@ -26,11 +28,11 @@ __version__ = "0.1.0"
 
 class cuda:  # noqa: N801  (torch.cuda namespace: there is no GPU backend yet)
     @staticmethod
-    def is_available() -> "builtins.bool":  # noqa: F821
+    def is_available() -> builtins.bool:
         return False
 
     @staticmethod
-    def device_count() -> "builtins.int":  # noqa: F821
+    def device_count() -> builtins.int:
         return 0
 
 from . import nn, optim  # noqa: E402  (torch.nn / torch.optim; after the core they build on)
