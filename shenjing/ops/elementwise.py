@@ -298,32 +298,31 @@ class Clamp(Function):
         return g * keep
 
 
-class Maximum(Function):
-    """Elementwise max; at ties the gradient is split evenly, as torch.maximum does."""
+class _Pick2(Function):
+    """Elementwise max/min of two inputs; at ties the gradient is split evenly, as
+    torch.maximum and torch.minimum do. Each forward records which comparison wins."""
 
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        wa = ctx.wins(a, b) + 0.5 * (a == b)
+        return g * wa, g * (1 - wa)
+
+
+class Maximum(_Pick2):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
+        ctx.wins = np.greater
         return np.maximum(a, b)
 
-    @staticmethod
-    def backward(ctx, g):
-        a, b = ctx.saved
-        wa = (a > b) + 0.5 * (a == b)
-        return g * wa, g * (1 - wa)
 
-
-class Minimum(Function):
+class Minimum(_Pick2):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
+        ctx.wins = np.less
         return np.minimum(a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        a, b = ctx.saved
-        wa = (a < b) + 0.5 * (a == b)
-        return g * wa, g * (1 - wa)
 
 
 class Where(Function):
