@@ -12,7 +12,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..tensor import Tensor, _wrap
+from ...tensor import Tensor, _wrap
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector",
            "vector_to_parameters"]
