@@ -10,11 +10,13 @@ from . import autograd
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import *  # noqa: F401,F403
 from .functions import *  # noqa: F401,F403
-from .random import Generator, initial_seed, manual_seed, seed
+from .random import (Generator, get_rng_state, initial_seed, manual_seed, seed,
+                     set_rng_state)
 from .serialization import load, save
-from .tensor import (Device as device, Tensor, as_tensor, bool_, float16, float32, float64,
-                     from_numpy, get_default_dtype, int8, int16, int32, int64,
-                     set_default_dtype, tensor, uint8)
+from .dtypes import (bool_, float16, float32, float64, get_default_dtype, int8, int16, int32,
+                     int64, set_default_dtype, uint8)
+from .tensor import Device as device
+from .tensor import Tensor, as_tensor, from_numpy, tensor
 
 bool = bool_  # noqa: A001  (torch.bool)
 float = float32  # noqa: A001  (torch.float)
@@ -36,3 +38,18 @@ class cuda:  # noqa: N801  (torch.cuda namespace: there is no GPU backend yet)
         return 0
 
 from . import nn, optim  # noqa: E402  (torch.nn / torch.optim; after the core they build on)
+from . import accelerator, backends, linalg, utils  # noqa: E402  (torch.* namespaces)
+from .utils import data as _utils_data  # noqa: E402,F401  (makes torch.utils.data an attribute)
+from .nn import functional as _nn_functional, init as _nn_init, utils as _nn_utils  # noqa: E402,F401
+from .optim import lr_scheduler as _lr_scheduler  # noqa: E402,F401
+from .size import Size  # noqa: E402
+from .tensor.extra import einsum  # noqa: E402
+
+
+def inference_mode(mode=True):
+    """torch.inference_mode: grad recording off (shenjing has no separate inference tensors);
+    a context manager and a decorator, with or without parentheses."""
+    if callable(mode):
+        return no_grad(mode)
+    return set_grad_enabled(not mode)
+

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .random import get_rng
-from .tensor import Tensor, _resolve_dtype, _shape_arg, _wrap, get_default_dtype
+from .tensor import Tensor, as_tensor, get_default_dtype
+from .dtypes import resolve_dtype
+from .tensor.args import shape_arg as _shape_arg
 
 __all__ = ["zeros", "ones", "full", "empty", "zeros_like", "ones_like", "full_like",
            "empty_like", "rand", "randn", "randint", "randperm", "rand_like", "randn_like",
@@ -13,7 +15,7 @@ __all__ = ["zeros", "ones", "full", "empty", "zeros_like", "ones_like", "full_li
 
 
 def _finish(arr: np.ndarray, requires_grad: bool) -> Tensor:
-    t = _wrap(arr)
+    t = as_tensor(arr)
     return t.requires_grad_(True) if requires_grad else t
 
 
@@ -25,7 +27,7 @@ def _size(size) -> tuple:
 
 
 def _float(dtype) -> np.dtype:
-    return _resolve_dtype(dtype) or get_default_dtype()
+    return resolve_dtype(dtype) or get_default_dtype()
 
 
 def zeros(*size, dtype=None, requires_grad: bool = False) -> Tensor:
@@ -44,12 +46,12 @@ def full(size, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
     if dtype is None:
         dtype = (np.bool_ if isinstance(fill_value, bool) else
                  np.int64 if isinstance(fill_value, int) else get_default_dtype())
-    return _finish(np.full(_size((size,)), fill_value, dtype=_resolve_dtype(dtype)),
+    return _finish(np.full(_size((size,)), fill_value, dtype=resolve_dtype(dtype)),
                    requires_grad)
 
 
 def _like(x, dtype):
-    return x.shape, (_resolve_dtype(dtype) or np.asarray(x).dtype)
+    return x.shape, (resolve_dtype(dtype) or np.asarray(x).dtype)
 
 
 def zeros_like(x, dtype=None, requires_grad: bool = False) -> Tensor:
@@ -101,12 +103,12 @@ def randint(low, high=None, size=(), dtype=None, generator=None) -> Tensor:
         low, high = 0, low
     if high <= low:
         raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
-    dt = _resolve_dtype(dtype) or np.dtype(np.int64)
-    return _wrap(get_rng(generator).integers(low, high, _size((size,))).astype(dt))
+    dt = resolve_dtype(dtype) or np.dtype(np.int64)
+    return as_tensor(get_rng(generator).integers(low, high, _size((size,))).astype(dt))
 
 
 def randperm(n: int, dtype=None, generator=None) -> Tensor:
-    return _wrap(get_rng(generator).permutation(int(n)).astype(_resolve_dtype(dtype) or
+    return as_tensor(get_rng(generator).permutation(int(n)).astype(resolve_dtype(dtype) or
                                                                 np.int64))
 
 
@@ -117,7 +119,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> 
     if step == 0:
         raise ValueError("arange: step must be non-zero")
     ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
-    dt = _resolve_dtype(dtype) or (np.dtype(np.int64) if ints else get_default_dtype())
+    dt = resolve_dtype(dtype) or (np.dtype(np.int64) if ints else get_default_dtype())
     return _finish(np.arange(start, end, step).astype(dt), requires_grad)
 
 

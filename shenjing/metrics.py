@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["accuracy_score", "confusion_matrix", "precision_recall_fscore_support",
+           "scores_from_counts",
            "precision_score", "recall_score", "f1_score", "classification_report"]
 
 
 def _labels(y) -> np.ndarray:
-    arr = np.asarray(y.data if hasattr(y, "data") and not isinstance(y, np.ndarray) else y)
+    arr = np.asarray(y.numpy() if hasattr(y, "data") and not isinstance(y, np.ndarray) else y)
     if arr.ndim != 1:
         raise ValueError(f"expected a 1-D array of class labels, got shape {arr.shape}")
     return arr
@@ -44,6 +45,21 @@ def confusion_matrix(y_true, y_pred, labels=None) -> np.ndarray:
     return out
 
 
+def scores_from_counts(tp, fp, fn, beta: float = 1.0) -> tuple:
+    """Precision, recall and F-beta from (weighted) true-positive, false-positive and
+    false-negative counts, elementwise, 0 where a ratio is undefined. One implementation for
+    the functions here and the streaming Keras metrics (keras.metrics.Precision, Recall,
+    FBetaScore)."""
+    tp, fp, fn = (np.asarray(c, dtype=np.float64) for c in (tp, fp, fn))
+    b2 = float(beta) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        denom = b2 * precision + recall
+        fbeta = np.where(denom > 0, (1 + b2) * precision * recall / denom, 0.0)
+    return precision, recall, fbeta
+
+
 def precision_recall_fscore_support(y_true, y_pred, labels=None):
     """Per-class precision, recall, F1 and support (0 where a ratio is undefined)."""
     t, p = _pair(y_true, y_pred)
@@ -51,10 +67,7 @@ def precision_recall_fscore_support(y_true, y_pred, labels=None):
     cm = confusion_matrix(t, p, labels)
     tp = np.diag(cm).astype(np.float64)
     predicted, support = cm.sum(0), cm.sum(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(support > 0, tp / support, 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    precision, recall, f1 = scores_from_counts(tp, predicted - tp, support - tp)
     return precision, recall, f1, support
 
 

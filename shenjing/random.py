@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Generator", "default_generator", "manual_seed", "initial_seed", "get_rng", "seed"]
+__all__ = ["Generator", "default_generator", "manual_seed", "initial_seed", "get_rng", "seed",
+           "get_rng_state", "set_rng_state"]
 
 
 class Generator:
@@ -59,3 +60,45 @@ def initial_seed() -> int:
 def get_rng(generator: Generator | None = None) -> np.random.Generator:
     """The numpy Generator behind `generator`, or behind the default one."""
     return (generator if generator is not None else default_generator).rng
+
+
+# get_rng_state / set_rng_state: the default generator's state as a uint8 tensor, as torch's
+# ByteTensor, so it goes into a checkpoint with the weights (sj.save writes no pickles).
+# Layout: PCG64 state (16 bytes, little-endian), increment (16), has_uint32 (1), the
+# buffered uint32 (4), initial seed (8, signed).
+_RNG_STATE_BYTES = 45
+
+
+def get_rng_state():
+    """The default generator's state as a uint8 tensor (save it to resume a run exactly)."""
+    from .tensor import from_numpy  # late: tensor imports this module
+
+    gen = default_generator
+    state = gen.get_state()
+    if state.get("bit_generator") != "PCG64":
+        raise ValueError(f"get_rng_state: expected a PCG64 generator, got "
+                         f"{state.get('bit_generator')!r}")
+    raw = (state["state"]["state"].to_bytes(16, "little")
+           + state["state"]["inc"].to_bytes(16, "little")
+           + int(state["has_uint32"]).to_bytes(1, "little")
+           + int(state["uinteger"]).to_bytes(4, "little")
+           + int(gen.initial_seed()).to_bytes(8, "little", signed=True))
+    return from_numpy(np.frombuffer(raw, dtype=np.uint8).copy())
+
+
+def set_rng_state(new_state) -> None:
+    """Restore the default generator from a state `get_rng_state` returned."""
+    arr = new_state.numpy() if hasattr(new_state, "numpy") else np.asarray(new_state)
+    if arr.dtype != np.uint8 or arr.shape != (_RNG_STATE_BYTES,):
+        raise ValueError(f"set_rng_state: expected the uint8 tensor of {_RNG_STATE_BYTES} "
+                         f"bytes that get_rng_state returns, got dtype {arr.dtype} and shape "
+                         f"{tuple(arr.shape)}")
+    raw = arr.tobytes()
+    if raw[32] > 1:
+        raise ValueError("set_rng_state: corrupt state (has_uint32 flag is not 0 or 1)")
+    gen = default_generator
+    gen.set_state({"bit_generator": "PCG64",
+                   "state": {"state": int.from_bytes(raw[0:16], "little"),
+                             "inc": int.from_bytes(raw[16:32], "little")},
+                   "has_uint32": raw[32], "uinteger": int.from_bytes(raw[33:37], "little")})
+    gen._seed = int.from_bytes(raw[37:45], "little", signed=True)

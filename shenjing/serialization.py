@@ -8,9 +8,15 @@ header's ``__metadata__`` under "shenjing.structure", so `load` rebuilds the obj
 
 What round-trips exactly: dicts (any key of the types below, insertion order kept), lists,
 tuples (they come back as tuples), str, int (any size), float (including nan and inf), bool,
-None, NumPy arrays and NumPy scalars (dtype kept). Tensors (anything with an ndarray `.data`)
-come back as NumPy arrays, which `load_state_dict` accepts. dict subclasses such as OrderedDict
-come back as plain dicts (equal, same order). Anything else raises TypeError at save time.
+None, NumPy arrays and NumPy scalars (dtype kept). Tensors (anything whose `.numpy()` gives an
+ndarray) come back as NumPy arrays, which `load_state_dict` accepts. dict subclasses such as
+OrderedDict come back as plain dicts (equal, same order). Anything else raises TypeError at
+save time.
+
+Loading never trusts the file: a malformed file raises `SafetensorsError`, a well-formed one
+whose shenjing structure is tampered with (unknown tags, wrong JSON types, references to
+missing tensors, nesting deeper than MAX_DEPTH) raises its subclass `CheckpointError`; both
+are ValueErrors whose message names the file.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from typing import Any
 import numpy as np
 
 from shenjing.io import safetensors
+from shenjing.io.errors import CheckpointError, SafetensorsError
+from shenjing.io.limits import loads_json
 
-__all__ = ["load", "save"]
+__all__ = ["CheckpointError", "SafetensorsError", "load", "save"]
 
 STRUCTURE_KEY = "shenjing.structure"
 _VERSION = 1
@@ -37,6 +45,20 @@ _TENSOR, _SCALAR, _TUPLE, _DICT, _FLOAT = (
 )
 _TAGS = {_TENSOR, _SCALAR, _TUPLE, _DICT, _FLOAT}
 _KEY_TYPES = (str, int, float, bool, type(None), tuple)
+MAX_DEPTH = 200  # JSON levels of the structure; each Python container adds one to three
+
+
+def _tensor_array(obj: Any) -> np.ndarray | None:
+    """The ndarray of a shenjing Tensor (or of anything whose `.numpy()` returns one)."""
+    if isinstance(obj, np.ndarray):
+        return obj
+    to_numpy = getattr(obj, "numpy", None)
+    if callable(to_numpy) and hasattr(obj, "requires_grad"):
+        array = to_numpy()
+        if isinstance(array, np.ndarray):
+            return array
+    data = getattr(obj, "data", None)
+    return data if isinstance(data, np.ndarray) else None  # older duck-typed tensors
 
 
 class _Encoder:
@@ -56,9 +78,10 @@ class _Encoder:
     def encode(self, obj: Any, path: tuple) -> Any:
         if obj is None or isinstance(obj, (bool, str)):
             return obj
-        if isinstance(obj, np.ndarray) or isinstance(getattr(obj, "data", None), np.ndarray):
+        array = None if isinstance(obj, np.generic) else _tensor_array(obj)
+        if array is not None:
             name = self._name(path)
-            self.tensors[name] = obj if isinstance(obj, np.ndarray) else obj.data
+            self.tensors[name] = array
             return {_TENSOR: name}
         if isinstance(obj, np.generic):  # before int/float: np.float64 is a float subclass
             name = self._name(path)
@@ -110,25 +133,53 @@ def _decode(node: Any, tensors: dict[str, np.ndarray], source: str) -> Any:
     if len(node) == 1:
         [(tag, value)] = node.items()
         if tag in (_TENSOR, _SCALAR):
-            if not isinstance(value, str) or value not in tensors:
-                raise ValueError(
-                    f"{source}: the structure refers to tensor {value!r}, which the file lacks"
-                )
-            array = tensors[value]
-            if tag == _TENSOR:
-                return array
-            if array.ndim != 0:
-                raise ValueError(f"{source}: scalar {value!r} has shape {array.shape}, expected ()")
-            return array[()]
+            return _decode_tensor(tag, value, tensors, source)
         if tag == _TUPLE:
+            _expect(isinstance(value, list), source,
+                    f"{_TUPLE} holds {value!r:.60}, expected a list")
             return tuple(_decode(item, tensors, source) for item in value)
         if tag == _DICT:
-            return {
-                _decode(key, tensors, source): _decode(item, tensors, source) for key, item in value
-            }
+            return _decode_dict(value, tensors, source)
         if tag == _FLOAT:
+            _expect(value in ("nan", "inf", "-inf"), source,
+                    f"{_FLOAT} holds {value!r:.60}, expected 'nan', 'inf' or '-inf'")
             return float(value)
     return {key: _decode(value, tensors, source) for key, value in node.items()}
+
+
+def _expect(condition: bool, source: str, message: str) -> None:
+    if not condition:
+        raise CheckpointError(f"{source}: malformed {STRUCTURE_KEY} metadata: {message}", source)
+
+
+def _decode_tensor(tag: str, value: Any, tensors: dict[str, np.ndarray], source: str) -> Any:
+    _expect(isinstance(value, str) and value in tensors, source,
+            f"the structure refers to tensor {value!r:.80}, which the file lacks")
+    array = tensors[value]
+    if tag == _TENSOR:
+        return array
+    _expect(array.ndim == 0, source, f"scalar {value!r} has shape {array.shape}, expected ()")
+    return array[()]
+
+
+def _decode_dict(value: Any, tensors: dict[str, np.ndarray], source: str) -> dict:
+    _expect(isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 for p in value),
+            source, f"{_DICT} must hold a list of [key, value] pairs, got {value!r:.80}")
+    result = {}
+    for raw_key, item in value:
+        key = _decode(raw_key, tensors, source)
+        _expect(isinstance(key, _KEY_TYPES) and _hashable(key), source,
+                f"dict key {key!r:.80} is not a str, int, float, bool, None or tuple of those")
+        result[key] = _decode(item, tensors, source)
+    return result
+
+
+def _hashable(key: Any) -> bool:
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True
 
 
 def save(obj: Any, path: str | os.PathLike) -> None:
@@ -140,6 +191,12 @@ def save(obj: Any, path: str | os.PathLike) -> None:
         path: the file to write, conventionally ``*.safetensors``; a file-like object opened
             for binary writing also works.
     """
+    if callable(getattr(obj, "state_dict", None)):  # a whole Module or optimizer
+        raise TypeError(
+            f"shenjing.save: cannot save a whole {type(obj).__name__} (shenjing never pickles "
+            f"objects); save its weights with `shenjing.save(model.state_dict(), path)` and "
+            f"restore them into a new instance with `model.load_state_dict(shenjing.load(path))`"
+        )
     encoder = _Encoder()
     structure = encoder.encode(obj, ())
     header = json.dumps(
@@ -174,20 +231,13 @@ def load(path: str | os.PathLike, *, mmap: bool = False) -> Any:
 
     if STRUCTURE_KEY not in metadata:
         return tensors
-    try:
-        header = json.loads(metadata[STRUCTURE_KEY])
-    except ValueError as err:
-        raise ValueError(f"{source}: {STRUCTURE_KEY} metadata is not valid JSON: {err}") from None
-    if not isinstance(header, dict) or "root" not in header:
-        raise ValueError(f"{source}: {STRUCTURE_KEY} metadata lacks its 'root' entry")
+    header = loads_json(metadata[STRUCTURE_KEY], source, f"{STRUCTURE_KEY} metadata",
+                        CheckpointError, max_bytes=len(metadata[STRUCTURE_KEY]),
+                        max_depth=MAX_DEPTH)
+    _expect(isinstance(header, dict) and "root" in header, source, "it lacks its 'root' entry")
     if header.get("version") != _VERSION:
-        raise ValueError(
-            f"{source}: structure version {header.get('version')!r} is not supported "
-            f"(expected {_VERSION}); was it written by a newer shenjing?"
+        raise CheckpointError(
+            f"{source}: structure version {header.get('version')!r:.40} is not supported "
+            f"(expected {_VERSION}); was it written by a newer shenjing?", source
         )
-    try:
-        return _decode(header["root"], tensors, source)
-    except (TypeError, ValueError) as err:
-        if str(err).startswith(source):
-            raise
-        raise ValueError(f"{source}: malformed {STRUCTURE_KEY} metadata ({err})") from None
+    return _decode(header["root"], tensors, source)

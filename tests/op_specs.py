@@ -69,6 +69,19 @@ def _arg(a) -> Arg:
     return a if isinstance(a, Arg) else Arg(tuple(a))
 
 
+def _assigned(a, index, v):
+    """`a * 1` with `[index] = v` written in place: the graph form of x[index] = v."""
+    c = a * 1
+    c[index] = v
+    return c
+
+
+def _copied(a, v):
+    c = a * 1
+    c.copy_(v)
+    return c
+
+
 def row(name: str, op, args, covers, **kw) -> OpSpec:
     """A table row; `args` holds shapes or Args, `covers` one Function class or a tuple."""
     covers = covers if isinstance(covers, tuple) else (covers,)
@@ -380,6 +393,12 @@ OPS: list[OpSpec] = [
         M.Gather),
     # ------------------------------------------------------------------ indexing
     row("index_int", lambda lib, a: a[1], [(3, 4)], M.GetItem),
+    row("setitem_slice", lambda lib, a, v: _assigned(a, (slice(None), 1), v), [(3, 4), (3,)],
+        M.SetItem),
+    row("setitem_broadcast", lambda lib, a, v: _assigned(a, (slice(0, 2),), v), [(3, 4), (1, 4)],
+        M.SetItem),
+    row("setitem_scalar_value", lambda lib, a: _assigned(a, (0, 2), 5.0), [(2, 3)], M.SetItem),
+    row("copy_broadcast", lambda lib, a, v: _copied(a, v), [(2, 3), (3,)], M.SetItem),
     row("index_neg_int", lambda lib, a: a[-1, 2], [(3, 4)], M.GetItem),
     row("index_slices_steps", lambda lib, a: a[1:6:2, ::3], [(7, 8)], M.GetItem),
     row("index_none", lambda lib, a: a[None, :, 1, None], [(3, 4)], M.GetItem),

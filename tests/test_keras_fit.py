@@ -184,25 +184,25 @@ def test_losses_match_keras_formulas():
                  np.float32)
     L = keras.losses
     ref = -np.sum(y1 * np.log(np.clip(p / p.sum(-1, keepdims=True), eps, 1 - eps)), -1)
-    np.testing.assert_allclose(L.get("categorical_crossentropy")(y1, p).data, ref.mean(),
+    np.testing.assert_allclose(L.get("categorical_crossentropy")(y1, p).numpy(), ref.mean(),
                                rtol=1e-5)
-    np.testing.assert_allclose(L.get("sparse_categorical_crossentropy")([0, 2, 1, 1], p).data,
+    np.testing.assert_allclose(L.get("sparse_categorical_crossentropy")([0, 2, 1, 1], p).numpy(),
                                ref.mean(), rtol=1e-5)
     yb = np.array([[1.0], [0.0], [1.0]], np.float32)
     pb = np.array([[0.9], [1.0], [0.0]], np.float32)
     pc = np.clip(pb, eps, 1 - eps)
-    np.testing.assert_allclose(L.get("binary_crossentropy")(yb, pb).data,
+    np.testing.assert_allclose(L.get("binary_crossentropy")(yb, pb).numpy(),
                                np.mean(-(yb * np.log(pc) + (1 - yb) * np.log(1 - pc))),
                                rtol=1e-5)
-    np.testing.assert_allclose(L.get("mse")(y1, p).data, np.mean((y1 - p) ** 2), rtol=1e-6)
-    np.testing.assert_allclose(L.get("mae")(y1, p).data, np.mean(np.abs(y1 - p)), rtol=1e-6)
-    np.testing.assert_allclose(L.get("hinge")(y1, p).data,
+    np.testing.assert_allclose(L.get("mse")(y1, p).numpy(), np.mean((y1 - p) ** 2), rtol=1e-6)
+    np.testing.assert_allclose(L.get("mae")(y1, p).numpy(), np.mean(np.abs(y1 - p)), rtol=1e-6)
+    np.testing.assert_allclose(L.get("hinge")(y1, p).numpy(),
                                np.mean(np.maximum(1 - (2 * y1 - 1) * p, 0)), rtol=1e-6)
     t, q = np.clip(y1, eps, 1), np.clip(p, eps, 1)
-    np.testing.assert_allclose(L.get("kl_divergence")(y1, p).data,
+    np.testing.assert_allclose(L.get("kl_divergence")(y1, p).numpy(),
                                np.mean(np.sum(t * np.log(t / q), -1)), rtol=1e-5)
     np.testing.assert_allclose(
-        L.CategoricalCrossentropy()(y1, p, sample_weight=[1, 0, 2, 1]).data,
+        L.CategoricalCrossentropy()(y1, p, sample_weight=[1, 0, 2, 1]).numpy(),
         np.sum(ref * [1, 0, 2, 1]) / 4, rtol=1e-5)  # sum_over_batch_size
     with pytest.raises(ValueError, match="sparse_categorical_crossentropy"):
         L.get("categorical_crossentropy")([0, 2, 1, 1], p)
@@ -224,12 +224,12 @@ def test_fused_softmax_crossentropy_equals_keras_value_and_gradient(loss, labels
     assert model._output_is_softmax()
     fused, _ = model._compute_loss(x, target, None, training=True)
     fused.backward()
-    g_fused = model.layers[0].linear.weight.grad.data.copy()
+    g_fused = model.layers[0].linear.weight.grad.numpy().copy()
     model.layers[0].linear.weight.grad = None
     plain = keras.losses.get(loss)(target, model(x))
     plain.backward()
-    np.testing.assert_allclose(float(fused.data), float(plain.data), rtol=1e-5)
-    np.testing.assert_allclose(g_fused, model.layers[0].linear.weight.grad.data, rtol=1e-4,
+    np.testing.assert_allclose(float(fused.numpy()), float(plain.numpy()), rtol=1e-5)
+    np.testing.assert_allclose(g_fused, model.layers[0].linear.weight.grad.numpy(), rtol=1e-4,
                                atol=1e-5)
 
 

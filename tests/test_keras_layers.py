@@ -152,15 +152,15 @@ def test_dense_matches_torch_forward_and_backward():
     kt = torch.tensor(kernel, requires_grad=True)
     bt = torch.tensor(bias, requires_grad=True)
     yt = torch.tanh(xt @ kt + bt)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-5, atol=1e-6)
     g = _rand(4, 6, seed=3)
     xs = Tensor(x, requires_grad=True)
     layer(xs).backward(g)
     yt.backward(torch.tensor(g))
-    np.testing.assert_allclose(xs.grad.data, xt.grad.numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(layer.linear.weight.grad.data.T, kt.grad.numpy(), rtol=1e-5,
+    np.testing.assert_allclose(xs.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.linear.weight.grad.numpy().T, kt.grad.numpy(), rtol=1e-5,
                                atol=1e-6)
-    np.testing.assert_allclose(layer.linear.bias.grad.data, bt.grad.numpy(), rtol=1e-5,
+    np.testing.assert_allclose(layer.linear.bias.grad.numpy(), bt.grad.numpy(), rtol=1e-5,
                                atol=1e-6)
 
 
@@ -196,12 +196,12 @@ def test_conv2d_matches_torch_with_tf_same_padding(kwargs, hw):
     if kwargs.get("activation") == "relu":
         yt = F.relu(yt)
     yt = yt.permute(0, 2, 3, 1)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-4, atol=1e-5)
     g = _rand(*y.shape, seed=5)
     y.backward(g)
     yt.backward(torch.tensor(g))
-    np.testing.assert_allclose(xs.grad.data, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(layer.conv.weight.grad.data, wt.grad.numpy(), rtol=1e-4,
+    np.testing.assert_allclose(xs.grad.numpy(), xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(layer.conv.weight.grad.numpy(), wt.grad.numpy(), rtol=1e-4,
                                atol=1e-4)
 
 
@@ -214,13 +214,13 @@ def test_conv1d_causal_matches_torch():
     xt = torch.nn.functional.pad(torch.tensor(x).permute(0, 2, 1), (4, 0))
     yt = torch.nn.functional.conv1d(xt, torch.tensor(kernel.transpose(2, 1, 0)),
                                     torch.tensor(bias), dilation=2).permute(0, 2, 1)
-    np.testing.assert_allclose(y.data, yt.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y.numpy(), yt.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_pooling_same_padding_matches_tensorflow_rules():
     x = _rand(2, 7, 5, 3)
-    mp = layers.MaxPooling2D(pool_size=3, strides=2, padding="same")(x).data
-    ap = layers.AveragePooling2D(pool_size=3, strides=2, padding="same")(x).data
+    mp = layers.MaxPooling2D(pool_size=3, strides=2, padding="same")(x).numpy()
+    ap = layers.AveragePooling2D(pool_size=3, strides=2, padding="same")(x).numpy()
     assert mp.shape == ap.shape == (2, 4, 3, 3)
     # TF: pad total (out-1)*s + k - n, extra at the end; average over real cells only
     for i in range(4):
@@ -282,9 +282,9 @@ def test_lstm_matches_keras_equations():
     layer.set_weights(new)
     y, h, c = layer(x)
     ry, rh, rc = _keras_lstm(x, *new, 4)
-    np.testing.assert_allclose(y.data, ry, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(h.data, rh, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(c.data, rc, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(y.numpy(), ry, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(h.numpy(), rh, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(c.numpy(), rc, rtol=1e-4, atol=1e-5)
 
 
 def test_gru_and_simple_rnn_match_keras_equations():
@@ -295,7 +295,7 @@ def test_gru_and_simple_rnn_match_keras_equations():
     ws = [rng.standard_normal(w.shape).astype(np.float32) * 0.5 for w in gru.get_weights()]
     assert [w.shape for w in ws] == [(4, 9), (3, 9), (2, 9)]
     gru.set_weights(ws)
-    np.testing.assert_allclose(gru(x).data, _keras_gru(x, *ws, 3)[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gru(x).numpy(), _keras_gru(x, *ws, 3)[0], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose([w for w in gru.get_weights()][2], ws[2])  # round trip
     rnn = layers.SimpleRNN(3, go_backwards=True)
     rnn(x)
@@ -303,44 +303,44 @@ def test_gru_and_simple_rnn_match_keras_equations():
     h = np.zeros((2, 3))
     for t in reversed(range(6)):
         h = np.tanh(x[:, t] @ k + h @ r + b)
-    np.testing.assert_allclose(rnn(x).data, h, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(rnn(x).numpy(), h, rtol=1e-4, atol=1e-5)
 
 
 def test_bidirectional_concatenates_forward_and_reversed_backward():
     bi = layers.Bidirectional(layers.SimpleRNN(2, return_sequences=True))
     x = _rand(1, 4, 3)
-    y = bi(x).data
-    fwd = bi.forward_layer(x).data
-    bwd = bi.backward_layer(x).data[:, ::-1]
+    y = bi(x).numpy()
+    fwd = bi.forward_layer(x).numpy()
+    bwd = bi.backward_layer(x).numpy()[:, ::-1]
     np.testing.assert_allclose(y, np.concatenate([fwd, bwd], -1), rtol=1e-6)
 
 
 def test_batch_normalization_keras_statistics():
     bn = layers.BatchNormalization(momentum=0.9)
     x = _rand(8, 3, 3, 4) * 2 + 1
-    y = bn(x, training=True).data
+    y = bn(x, training=True).numpy()
     mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))
     np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 1e-3), rtol=1e-4, atol=1e-4)
     gamma, beta, mm, mv = bn.get_weights()
     np.testing.assert_allclose(mm, 0.1 * mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(mv, 0.9 + 0.1 * var, rtol=1e-5)  # biased variance, as Keras
-    y_inf = bn(x).data  # inference: moving statistics
+    y_inf = bn(x).numpy()  # inference: moving statistics
     np.testing.assert_allclose(y_inf, (x - mm) / np.sqrt(mv + 1e-3), rtol=1e-4, atol=1e-4)
     bn.trainable = False  # frozen BN runs in inference mode and keeps its statistics
-    np.testing.assert_allclose(bn(x, training=True).data, y_inf, rtol=1e-6)
+    np.testing.assert_allclose(bn(x, training=True).numpy(), y_inf, rtol=1e-6)
     np.testing.assert_allclose(bn.get_weights()[3], mv)
 
 
 def test_layer_normalization_and_embedding():
     ln = layers.LayerNormalization()
     x = _rand(2, 3, 5)
-    np.testing.assert_allclose(ln(x).data, (x - x.mean(-1, keepdims=True)) /
+    np.testing.assert_allclose(ln(x).numpy(), (x - x.mean(-1, keepdims=True)) /
                                np.sqrt(x.var(-1, keepdims=True) + 1e-3), rtol=1e-4, atol=1e-5)
     emb = layers.Embedding(10, 3)
     table = emb.get_weights()[0]
     assert np.abs(table).max() <= 0.05  # Keras's 'uniform' initializer
     ids = np.array([[1, 2], [9, 0]])
-    np.testing.assert_allclose(emb(ids).data, table[ids])
+    np.testing.assert_allclose(emb(ids).numpy(), table[ids])
     with pytest.raises(ValueError, match=r"ids must be in \[0, 10\)"):
         emb(np.array([[10]]))
 
@@ -348,8 +348,8 @@ def test_layer_normalization_and_embedding():
 def test_dropout_only_in_training():
     d = layers.Dropout(0.5)
     x = np.ones((200, 50), np.float32)
-    np.testing.assert_array_equal(d(x).data, x)
-    y = d(x, training=True).data
+    np.testing.assert_array_equal(d(x).numpy(), x)
+    y = d(x, training=True).numpy()
     assert set(np.unique(y)) <= {0.0, 2.0}
     assert 0.4 < (y == 0).mean() < 0.6
 
@@ -357,13 +357,13 @@ def test_dropout_only_in_training():
 def test_activations_and_initializers_follow_keras():
     x = Tensor(np.array([-2.0, -0.5, 0.0, 0.5, 3.0], np.float32))
     A = keras.activations
-    np.testing.assert_allclose(A.get("leaky_relu")(x).data, [-0.4, -0.1, 0, 0.5, 3.0], rtol=1e-6)
-    np.testing.assert_allclose(A.get("hard_sigmoid")(x).data,
-                               np.clip((x.data + 3) / 6, 0, 1), rtol=1e-6)
-    np.testing.assert_allclose(A.get("softplus")(x).data, np.log1p(np.exp(x.data)), rtol=1e-5)
-    np.testing.assert_allclose(A.get("elu")(x).data,
-                               np.where(x.data > 0, x.data, np.exp(x.data) - 1), rtol=1e-5)
-    np.testing.assert_allclose(A.relu(x, max_value=1.0, negative_slope=0.1).data,
+    np.testing.assert_allclose(A.get("leaky_relu")(x).numpy(), [-0.4, -0.1, 0, 0.5, 3.0], rtol=1e-6)
+    np.testing.assert_allclose(A.get("hard_sigmoid")(x).numpy(),
+                               np.clip((x.numpy() + 3) / 6, 0, 1), rtol=1e-6)
+    np.testing.assert_allclose(A.get("softplus")(x).numpy(), np.log1p(np.exp(x.numpy())), rtol=1e-5)
+    np.testing.assert_allclose(A.get("elu")(x).numpy(),
+                               np.where(x.numpy() > 0, x.numpy(), np.exp(x.numpy()) - 1), rtol=1e-5)
+    np.testing.assert_allclose(A.relu(x, max_value=1.0, negative_slope=0.1).numpy(),
                                [-0.2, -0.05, 0, 0.5, 1.0], rtol=1e-6)
     init = keras.initializers
     w = init.get("glorot_uniform")((300, 200))
@@ -386,11 +386,11 @@ def test_regularizer_penalty_enters_model_losses():
     d = layers.Dense(3, kernel_regularizer=reg, input_shape=(4,))
     model = keras.Sequential([d])
     (penalty,) = model.losses
-    np.testing.assert_allclose(float(penalty.data), 0.01 * np.sum(d.get_weights()[0] ** 2),
+    np.testing.assert_allclose(float(penalty.numpy()), 0.01 * np.sum(d.get_weights()[0] ** 2),
                                rtol=1e-5)
     l1l2 = keras.regularizers.l1_l2(l1=0.1, l2=0.2)
     w = Tensor(np.array([1.0, -2.0], np.float32))
-    np.testing.assert_allclose(float(l1l2(w).data), 0.1 * 3 + 0.2 * 5, rtol=1e-6)
+    np.testing.assert_allclose(float(l1l2(w).numpy()), 0.1 * 3 + 0.2 * 5, rtol=1e-6)
 
 
 def test_weights_views_trainable_flags_and_set_weights_errors():
@@ -478,4 +478,4 @@ def test_conv_block_is_transposed_once_on_entry_and_once_at_flatten(monkeypatch)
     ref = x
     for layer in model.layers:
         ref = layer(ref)
-    np.testing.assert_allclose(model(x).data, ref.data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model(x).numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)

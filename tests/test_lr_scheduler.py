@@ -154,8 +154,8 @@ def test_scheduler_drives_training_like_torch():
             ((lib.tensor(x) @ w).tanh() ** 2).sum().backward()
             opt.step()
             sched.step() if sched.last_epoch < 11 else None
-        np.testing.assert_allclose(sw.data, tw.detach().numpy(), rtol=1e-5, atol=1e-6)
-    assert sw.data.dtype == np.float32
+        np.testing.assert_allclose(sw.numpy(), tw.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert sw.numpy().dtype == np.float32
 
 
 @pytest.mark.parametrize("name,kwargs", [

@@ -115,7 +115,7 @@ def test_matches_torch_float64_every_step(name, kwargs):
     torch = pytest.importorskip("torch")
     for k, sp, tp, _ in run_both(torch, name, kwargs, np.float64):
         for i, (s, t) in enumerate(zip(sp, tp)):
-            np.testing.assert_allclose(s.data, t.detach().numpy(), rtol=1e-10, atol=1e-12,
+            np.testing.assert_allclose(s.numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-12,
                                        err_msg=f"{name}{kwargs}: param {i} after step {k + 1}")
 
 
@@ -124,8 +124,8 @@ def test_matches_torch_float32_and_keeps_dtype(name, kwargs):
     torch = pytest.importorskip("torch")
     for k, sp, tp, so in run_both(torch, name, kwargs, np.float32):
         for i, (s, t) in enumerate(zip(sp, tp)):
-            assert s.data.dtype == np.float32, f"param {i} became {s.data.dtype}"
-            np.testing.assert_allclose(s.data, t.detach().numpy(), rtol=2e-5, atol=2e-6,
+            assert s.numpy().dtype == np.float32, f"param {i} became {s.numpy().dtype}"
+            np.testing.assert_allclose(s.numpy(), t.detach().numpy(), rtol=2e-5, atol=2e-6,
                                        err_msg=f"{name}{kwargs}: param {i} after step {k + 1}")
         for st in so.state.values():
             for key, v in st.items():
@@ -144,7 +144,7 @@ def test_slice_by_slice_update_of_big_parameters_matches_torch(name, kwargs, mon
     monkeypatch.setattr(optim.optimizer, "_CHUNK", 7)
     for k, sp, tp, _ in run_both(torch, name, kwargs, np.float64, steps=5):
         for i, (s, t) in enumerate(zip(sp, tp)):
-            np.testing.assert_allclose(s.data, t.detach().numpy(), rtol=1e-10, atol=1e-12,
+            np.testing.assert_allclose(s.numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-12,
                                        err_msg=f"{name}{kwargs}: param {i} after step {k + 1}")
 
 
@@ -163,7 +163,7 @@ def test_big_parameter_takes_the_sliced_path_and_matches_torch():
             sp.grad, tp.grad = sj.tensor(g), torch.from_numpy(g.copy())
             so.step()
             to.step()
-        np.testing.assert_allclose(sp.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(sp.numpy(), tp.detach().numpy(), rtol=1e-5, atol=1e-6)
         assert so._flat_scratch[np.dtype(np.float32)][0].size == optim.optimizer._CHUNK
 
 
@@ -179,18 +179,18 @@ def test_float64_hyperparameters_do_not_promote_float32_params():
         opt = cls(params, lr=np.float64(0.01), **kw)
         for x, y in batches(np.float32, 3):
             sj_train_step(opt, params, x, y)
-        assert all(p.data.dtype == np.float32 for p in params), cls.__name__
+        assert all(p.numpy().dtype == np.float32 for p in params), cls.__name__
         assert all(v.dtype == np.float32 for s in opt.state.values() for v in s.values()), \
             cls.__name__
 
 
 def test_update_is_in_place_and_records_no_graph():
     params = sj_params(initial_weights(np.float32))
-    arrays = [p.data for p in params]
+    arrays = [p.numpy() for p in params]
     opt = optim.Adam(params, lr=0.01)
     x, y = batches(np.float32, 1)[0]
     sj_train_step(opt, params, x, y)
-    assert all(p.data is a for p, a in zip(params, arrays))
+    assert all(p.numpy() is a for p, a in zip(params, arrays))
     assert all(p.is_leaf and p.grad_fn is None for p in params)
     assert not np.allclose(arrays[0], initial_weights(np.float32)[0])
 
@@ -207,7 +207,7 @@ def test_user_gradient_is_not_modified():
         opt = cls(params, lr=0.1, **kw)
         opt.step()
         opt.step()
-        assert all(np.all(p.grad.data == 1.0) for p in params), cls.__name__
+        assert all(np.all(p.grad.numpy() == 1.0) for p in params), cls.__name__
 
 
 def test_param_groups_with_different_options_match_torch():
@@ -230,7 +230,7 @@ def test_param_groups_with_different_options_match_torch():
         mlp_loss(tp, torch.from_numpy(x), torch.from_numpy(y)).backward()
         to.step()
         for s, t in zip(sp, tp):
-            np.testing.assert_allclose(s.data, t.detach().numpy(), rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(s.numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-12)
     assert set(id(p) for p in so.state) == {id(sp[0]), id(sp[1])}  # momentum only in group 0
 
 
@@ -240,10 +240,10 @@ def test_add_param_group_fills_defaults_and_trains():
     opt.add_param_group({"params": params[2:], "lr": 0.1})
     assert opt.param_groups[1]["betas"] == (0.8, 0.9)
     assert opt.param_groups[1]["lr"] == 0.1
-    before = [p.data.copy() for p in params]
+    before = [p.numpy().copy() for p in params]
     x, y = batches(np.float32, 1)[0]
     sj_train_step(opt, params, x, y)
-    assert all(not np.array_equal(b, p.data) for b, p in zip(before, params))
+    assert all(not np.array_equal(b, p.numpy()) for b, p in zip(before, params))
     with pytest.raises(ValueError, match="more than one parameter group"):
         opt.add_param_group({"params": [params[0]]})
 
@@ -287,7 +287,7 @@ def test_zero_grad_set_to_none_and_to_zeros():
     grads = [p.grad for p in params]
     opt.zero_grad(set_to_none=False)
     assert all(p.grad is g for p, g in zip(params, grads))  # same tensors, zeroed
-    assert all(np.all(p.grad.data == 0) for p in params)
+    assert all(np.all(p.grad.numpy() == 0) for p in params)
     opt.zero_grad()
     assert all(p.grad is None for p in params)
 
@@ -301,10 +301,10 @@ def test_params_without_grad_or_frozen_are_skipped():
     mlp_loss(params, sj.tensor(x), sj.tensor(y)).backward()
     params[1].grad = None  # no gradient this step
     params[3].grad = sj.tensor(np.ones(3, np.float32))  # frozen, yet a stale grad is set
-    frozen = [params[1].data.copy(), params[3].data.copy()]
+    frozen = [params[1].numpy().copy(), params[3].numpy().copy()]
     opt.step()
-    np.testing.assert_array_equal(params[1].data, frozen[0])
-    np.testing.assert_array_equal(params[3].data, frozen[1])
+    np.testing.assert_array_equal(params[1].numpy(), frozen[0])
+    np.testing.assert_array_equal(params[3].numpy(), frozen[1])
     assert set(id(p) for p in opt.state) == {id(params[0]), id(params[2])}
     # torch: a parameter whose grad is None gets no state either
     tp = [torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)]
@@ -357,7 +357,7 @@ def test_resume_from_state_dict_is_bit_exact(name, kwargs, tmp_path):
         sj_train_step(opt1, first, x, y)
     path = tmp_path / "opt.safetensors"
     serialization.save(opt1.state_dict(), path)  # through a real checkpoint file
-    saved_weights = [p.data.copy() for p in first]
+    saved_weights = [p.numpy().copy() for p in first]
     for x, y in data[5:7]:  # keep training the first run: the checkpoint must not change
         sj_train_step(opt1, first, x, y)
 
@@ -368,7 +368,7 @@ def test_resume_from_state_dict_is_bit_exact(name, kwargs, tmp_path):
     for x, y in data[5:]:
         sj_train_step(opt2, resumed, x, y)
     for a, b in zip(full, resumed):
-        np.testing.assert_array_equal(a.data, b.data)
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_state_dict_layout_is_torchs():
@@ -418,7 +418,7 @@ def test_load_torch_state_dict_and_continue_in_step():
         mlp_loss(tp, torch.from_numpy(x), torch.from_numpy(y)).backward()
         to.step()
     for s, t in zip(sp, tp):
-        np.testing.assert_allclose(s.data, t.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(s.numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_load_state_dict_copies_arrays_and_checks_groups():
@@ -508,7 +508,7 @@ def test_invalid_parameter_lists():
     frozen.requires_grad_(True)
     frozen.grad = sj.tensor(np.ones(3, np.float32))
     opt.step()
-    np.testing.assert_allclose(frozen.data, -0.1)
+    np.testing.assert_allclose(frozen.numpy(), -0.1)
 
 
 def test_gradient_of_wrong_shape_is_reported():

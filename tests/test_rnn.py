@@ -241,7 +241,7 @@ def test_retain_graph_backward_twice_gives_the_same_gradients():
     out, (h, c) = m(x)
     loss = (out * out).sum() + c.sum()
     loss.backward(retain_graph=True)
-    first = [x.grad.data.copy()] + [p.grad.data.copy() for p in m.parameters()]
+    first = [x.grad.numpy().copy()] + [p.grad.numpy().copy() for p in m.parameters()]
     for _ in range(2):  # other work that takes buffers from the pool in between
         m(x)[0].sum().backward()
     x.grad = None

@@ -9,7 +9,6 @@ is written: the seed's `tarfile.extractall` on a downloaded archive can write an
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -18,12 +17,16 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-import uuid
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
+from ..io import limits
+from ..io.atomic import atomic_write, remove_stale_temps, temp_prefix
+from ..io.errors import ArchiveError
+
 __all__ = [
+    "ArchiveError",
     "DownloadError",
     "UnsafeArchiveError",
     "atomic_write_bytes",
@@ -33,6 +36,8 @@ __all__ = [
     "md5_bytes",
     "md5_file",
     "read_maybe_gzip",
+    "check_folder_name",
+    "gunzip_bounded",
     "safe_extract_tar",
 ]
 
@@ -60,50 +65,83 @@ def md5_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def read_maybe_gzip(path: str | os.PathLike, what: str = "file") -> bytes:
-    """Read a file, decompressing it when it starts with the gzip magic bytes.
+def _gzip_bound(raw: bytes, cap: int) -> int:
+    """The most bytes gzip data `raw` may decompress to: what its trailer promises.
+
+    The trailer's ISIZE is the size modulo 2**32; the bound is the largest size of that residue
+    that deflate (which expands at most ~1032 times) could produce from `raw`, and at most `cap`.
+    """
+    bound = int.from_bytes(raw[-4:], "little") if len(raw) >= 18 else 0
+    while bound + (1 << 32) <= min(cap, 1032 * len(raw)):
+        bound += 1 << 32
+    return min(bound, cap)
+
+
+def gunzip_bounded(
+    raw: bytes, source: str, limit: int | None = None, error: type[ValueError] = ArchiveError
+) -> bytes:
+    """Decompress gzip bytes, stopping as soon as the output passes the promised size.
+
+    The promise is the last trailer's ISIZE (see `_gzip_bound`), so a multi-member file is
+    accepted only while its whole output fits it. zlib checks each member's CRC and length.
+
+    Raises:
+        error: output past the promise (or `limit`, default MAX_FILE_BYTES), corrupt or
+            truncated data, or trailing garbage; the message starts with `source`.
+    """
+    bound = _gzip_bound(raw, limits.MAX_FILE_BYTES if limit is None else limit)
+    out, total, data = [], 0, raw
+    try:
+        while data.startswith(_GZIP_MAGIC):
+            engine = zlib.decompressobj(wbits=31)
+            while not engine.eof:
+                chunk = engine.decompress(data, bound + 1 - total)
+                total += len(chunk)
+                if total > bound:
+                    raise error(f"{source} is a truncated or corrupted gzip file: it "
+                                f"decompresses past the {bound} bytes promised (by its trailer "
+                                "or the data's own header); refusing to go on", source)
+                out.append(chunk)
+                data = engine.unconsumed_tail
+                if not data and not chunk and not engine.eof:
+                    raise error(f"{source} is a truncated or corrupted gzip file (the stream "
+                                "ends early)", source)
+            data = engine.unused_data
+    except zlib.error as e:
+        raise error(f"{source} is a truncated or corrupted gzip file ({e})", source) from None
+    if data.strip(b"\0"):
+        raise error(f"{source} is a corrupted gzip file: {len(data)} bytes of garbage follow "
+                    "the compressed data", source)
+    return b"".join(out)
+
+
+def read_maybe_gzip(
+    path: str | os.PathLike, what: str = "file", error: type[ValueError] = ArchiveError
+) -> bytes:
+    """Read a file, decompressing it (bounded, see `gunzip_bounded`) when it is gzip.
 
     Args:
         path: the file.
         what: who is reading, for error messages ("MNIST").
+        error: the exception type to raise (a ValueError subclass).
 
     Raises:
-        ValueError: the gzip stream is truncated or corrupted (names the file).
+        error: the gzip stream is truncated, corrupted or expands past its promised size.
     """
     path = Path(path)
     with open(path, "rb") as f:
         raw = f.read()
     if not raw.startswith(_GZIP_MAGIC):
         return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise ValueError(
-            f"{what}: file {path} is a truncated or corrupted gzip file ({e}); "
-            "delete it and download it again"
-        ) from e
-
-
-def _temp_sibling(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+    return gunzip_bounded(raw, f"{what}: file {path}", error=error)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_sibling(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as f:
+        f.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -133,7 +171,10 @@ def download_url(
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_sibling(dest)
+    remove_stale_temps(dest.parent, dest.name)
+    fd, name = tempfile.mkstemp(prefix=temp_prefix(dest.name), suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
@@ -151,8 +192,12 @@ def download_url(
     return dest
 
 
-class UnsafeArchiveError(ValueError):
+class UnsafeArchiveError(ArchiveError):
     """An archive member would escape the extraction folder or is not a plain file/folder."""
+
+
+MAX_ARCHIVE_MEMBERS = 2_000_000  # aclImdb has 100,000; more is an inode bomb, not a data set
+DISK_MARGIN_BYTES = 256 << 20  # keep this much free space after an extraction
 
 
 def _checked_member_path(archive: Path, member: tarfile.TarInfo) -> tuple[str, ...]:
@@ -163,30 +208,46 @@ def _checked_member_path(archive: Path, member: tarfile.TarInfo) -> tuple[str, .
         raise UnsafeArchiveError(
             f"{where} is a {'symbolic' if member.issym() else 'hard'} link to "
             f"{member.linkname!r}; links are refused (they can point outside the extraction "
-            "folder), expected only regular files and folders"
+            "folder), expected only regular files and folders", archive
         )
     if not (member.isfile() or member.isdir()):
         raise UnsafeArchiveError(
             f"{where} is a device, FIFO or other special file; expected only regular files "
-            "and folders"
+            "and folders", archive
         )
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         raise UnsafeArchiveError(
-            f"{where} has an absolute path; expected paths relative to the archive's top folder"
+            f"{where} has an absolute path; expected paths relative to the archive's top "
+            "folder", archive
         )
+    if "\0" in name:
+        raise UnsafeArchiveError(f"{where} contains a NUL byte", archive)
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if ".." in parts:
         raise UnsafeArchiveError(
             f"{where} contains a '..' component and would be written outside the extraction "
-            "folder; expected paths inside the archive's top folder"
+            "folder; expected paths inside the archive's top folder", archive
         )
     return tuple(p for p in parts if p != ".")
 
 
-def _validated_members(archive: Path, tf: tarfile.TarFile) -> list[tuple[tarfile.TarInfo, str]]:
-    members = []
-    for member in tf.getmembers():
+def _validated_members(
+    archive: Path, tf: tarfile.TarFile, max_bytes: int
+) -> list[tuple[tarfile.TarInfo, str]]:
+    """Every member checked, with the declared sizes summed *before* the next member is read
+    (reading on means decompressing the previous member's data)."""
+    members, total = [], 0
+    for count, member in enumerate(tf, 1):
         parts = _checked_member_path(archive, member)
+        total += max(member.size, 0) if member.isfile() else 0
+        if total > max_bytes:
+            raise ArchiveError(
+                f"archive {archive}: its members declare more than {max_bytes} bytes (at "
+                f"{member.name!r}), more than the limit or the free disk space allows; "
+                "refusing to extract it", archive)
+        if count > MAX_ARCHIVE_MEMBERS:
+            raise ArchiveError(f"archive {archive} has more than {MAX_ARCHIVE_MEMBERS} members; "
+                               "refusing to extract it", archive)
         if parts:
             members.append((member, os.path.join(*parts)))
     return members
@@ -196,7 +257,23 @@ def _open_tar(archive: Path) -> tarfile.TarFile:
     try:
         return tarfile.open(archive, "r:*")
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise ValueError(f"{archive} is not a readable tar archive: {e}") from e
+        raise ArchiveError(f"{archive} is not a readable tar archive: {e}", archive) from e
+
+
+def check_folder_name(name: str, what: str) -> str:
+    """`name` as one safe path component, or ArchiveError: never '', '.', '..' or a path."""
+    if name.strip() in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ArchiveError(f"{what}: the name {name!r} does not make a folder name of its own "
+                           "(it is empty, '.', '..' or contains a path separator); rename it")
+    return name
+
+
+def _extraction_budget(folder: Path) -> int:
+    try:
+        free = shutil.disk_usage(folder).free - DISK_MARGIN_BYTES
+    except OSError:
+        free = limits.MAX_FILE_BYTES
+    return max(0, min(limits.MAX_FILE_BYTES, free))
 
 
 def safe_extract_tar(
@@ -205,13 +282,16 @@ def safe_extract_tar(
     """Extract a (possibly compressed) tar archive into the new folder `dest`, safely.
 
     Every member is checked first: absolute paths, `..` components, symbolic and hard links,
-    devices and FIFOs are refused with UnsafeArchiveError and nothing is written. The members
+    devices and FIFOs are refused with UnsafeArchiveError, and the sizes the members declare
+    must fit MAX_FILE_BYTES and the free disk space; nothing is written before that. The members
     are then written into a temporary folder beside `dest` (only regular files and folders,
-    with default permissions) and the folder is renamed to `dest`, replacing an older one.
+    with default permissions) and the folder is renamed to `dest`. An older `dest` is replaced
+    only if a previous extraction made it (it holds the marker file); nothing outside `dest`
+    and its temporary siblings is ever deleted.
 
     Args:
         archive: the .tar, .tar.gz, .tgz, .tar.bz2 or .tar.xz file.
-        dest: the folder to create.
+        dest: the folder to create; its name must not be '', '.' or '..'.
         marker: optional JSON-able record written as `dest/.shenjing-extracted.json` (used to
             tell whether a cached extraction came from the same archive).
 
@@ -219,16 +299,21 @@ def safe_extract_tar(
         `dest`.
     """
     archive, dest = Path(archive), Path(dest)
+    check_folder_name(dest.name, f"extracting {archive}")
     if not archive.is_file():
         raise FileNotFoundError(f"archive {archive} does not exist")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(dest.parent, dest.name)
+    _check_replaceable(archive, dest)
     with _open_tar(archive) as tf:
         try:
-            members = _validated_members(archive, tf)
-        except (tarfile.TarError, EOFError, zlib.error) as e:
-            raise ValueError(f"archive {archive} is truncated or corrupted: {e}") from e
-        tmp = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.partial"
-        tmp.mkdir()  # default permissions (mkdtemp's are owner-only)
+            members = _validated_members(archive, tf, _extraction_budget(dest.parent))
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+            raise ArchiveError(f"archive {archive} is truncated or corrupted: {e}",
+                               archive) from e
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(dest.name), suffix=".partial",
+                                    dir=dest.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # default permissions (mkdtemp's are owner-only)
         try:
             _write_members(archive, tf, members, tmp)
             if marker is not None:
@@ -238,6 +323,25 @@ def safe_extract_tar(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return dest
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _check_replaceable(archive: Path, dest: Path) -> None:
+    """Refuse to overwrite a `dest` that some earlier extraction did not make."""
+    if not os.path.lexists(dest):
+        return
+    if dest.is_symlink() or not dest.is_dir():
+        raise ArchiveError(f"extracting {archive}: {dest} exists and is not a folder made by an "
+                           "earlier extraction; move it away first", archive)
+    if not (dest / MARKER_NAME).is_file() and any(dest.iterdir()):
+        raise ArchiveError(f"extracting {archive}: folder {dest} exists, is not empty and was "
+                           "not made by shenjing (no marker file); move it away first so "
+                           "nothing of yours is deleted", archive)
 
 
 def _write_members(
@@ -252,34 +356,37 @@ def _write_members(
     made: set[str] = set()
     for member, rel in members:
         target = os.path.normpath(os.path.join(base, rel))
+        where = f"archive {archive}: member {member.name!r}"
         if not target.startswith(base):
-            raise UnsafeArchiveError(f"archive {archive}: member {member.name!r} escapes {root}")
+            raise UnsafeArchiveError(f"{where} escapes {root}", archive)
         folder = target if member.isdir() else os.path.dirname(target)
-        if folder not in made:
-            os.makedirs(folder, exist_ok=True)
-            made.add(folder)
-        if member.isdir():
-            continue
         try:
+            if folder not in made:
+                os.makedirs(folder, exist_ok=True)
+                made.add(folder)
+            if member.isdir():
+                continue
             source = tf.extractfile(member)
             with source, open(target, "xb") as out:
                 shutil.copyfileobj(source, out, _CHUNK)
-        except FileExistsError as e:
-            raise UnsafeArchiveError(
-                f"archive {archive}: member {member.name!r} appears twice; expected unique paths"
+        except (FileExistsError, IsADirectoryError, NotADirectoryError) as e:
+            raise ArchiveError(
+                f"{where} clashes with another member: a file and a folder (or two files) "
+                "have the same path; expected unique paths", archive
             ) from e
         except (tarfile.TarError, EOFError, zlib.error) as e:
-            raise ValueError(
-                f"archive {archive} is truncated or corrupted at {member.name!r}: {e}"
-            ) from e
+            raise ArchiveError(f"archive {archive} is truncated or corrupted at "
+                               f"{member.name!r}: {e}", archive) from e
 
 
 def _replace_dir(new: Path, dest: Path) -> None:
-    """Rename `new` to `dest`; an existing `dest` is moved aside first and then deleted."""
+    """Rename `new` to `dest`; an existing `dest` (checked by `_check_replaceable`) is moved
+    into a temporary sibling first and deleted there."""
     old = None
-    if dest.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-        os.replace(dest, old / dest.name)
+    if os.path.lexists(dest):
+        old = Path(tempfile.mkdtemp(prefix=temp_prefix(dest.name), suffix=".partial",
+                                    dir=dest.parent))
+        os.replace(dest, old / "old")
     os.replace(new, dest)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

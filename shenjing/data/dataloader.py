@@ -15,6 +15,13 @@ GIL, so there is nothing to overlap. Threads win where the work is in C
 every float32 batch is pickled back to the parent (about 1.2 GB per epoch here) and the pool
 forks. Threads also accept unpicklable datasets and transforms (lambdas, open files).
 
+Interrupts: the worker threads are daemon threads that are never joined on the way out, and
+the calling thread waits for each batch in short, interruptible slices. Ctrl-C (or `break`, or an
+error) ends the loop at once even while a worker sits in a slow or never-returning
+`__getitem__`; the abandoned worker finishes its item in the background and then exits, and it
+never keeps the process alive (concurrent.futures' pool joins its threads at exit, which made a
+stuck item cost three Ctrl-Cs).
+
 Determinism: the batch order comes from the sampler, drawn in the calling thread; random
 transforms draw from a generator seeded per batch from (epoch seed, batch number), so a given
 seed gives the same batches, sample for sample, whatever `num_workers` is.
@@ -23,9 +30,10 @@ seed gives the same batches, sample for sample, whatever `num_workers` is.
 from __future__ import annotations
 
 import collections
+import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 import numpy as np
@@ -74,7 +82,7 @@ def default_collate(batch: Sequence[Any]) -> Any:
         raise ValueError("default_collate: got an empty batch")
     elem = batch[0]
     if _is_tensor(elem):
-        return _from_array(_stack([t.data for t in batch], "tensors"))
+        return _from_array(_stack([t.numpy() for t in batch], "tensors"))
     if isinstance(elem, np.ndarray):
         if elem.dtype.kind in "USO":
             raise TypeError(f"default_collate: cannot make a tensor of NumPy arrays of dtype "
@@ -130,7 +138,7 @@ def _gather_arrays(dataset: Dataset, indices: list[int]) -> tuple | None:
         dataset = dataset.dataset
     if type(dataset) is not TensorDataset:
         return None
-    arrays = [t.data if _is_tensor(t) else t for t in dataset.tensors]
+    arrays = [t.numpy() if _is_tensor(t) else t for t in dataset.tensors]
     if not all(isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in arrays):
         return None
     index = np.asarray(indices, dtype=np.int64)
@@ -148,6 +156,63 @@ def _with_context(error: BaseException, context: str) -> BaseException:
     except (TypeError, ValueError):  # a constructor that wants other arguments
         return RuntimeError(message)
     return wrapped if message in str(wrapped) else RuntimeError(message)
+
+
+_WAIT_SLICE_S = 0.1  # the longest the calling thread blocks without a chance to see a signal
+
+
+def _interruptible_result(future: Future) -> Any:
+    """`future.result()`, waiting in short slices so that Ctrl-C is seen at once everywhere."""
+    while not wait([future], timeout=_WAIT_SLICE_S, return_when=FIRST_COMPLETED).done:
+        pass
+    return future.result()
+
+
+class _DaemonPool:
+    """Daemon threads that run submitted calls; closing never waits for a call in progress.
+
+    Unlike concurrent.futures.ThreadPoolExecutor, whose threads are joined at shutdown and at
+    interpreter exit, a worker stuck in `__getitem__` can neither delay the loop's end nor keep
+    the process alive.
+    """
+
+    def __init__(self, num_threads: int) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = threading.Event()
+        self.threads = [threading.Thread(target=self._work, name=f"shenjing-data_{i}",
+                                         daemon=True) for i in range(num_threads)]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Queue `fn(*args)`; its result or exception arrives in the returned Future."""
+        if self._closed.is_set():
+            raise RuntimeError("DataLoader: the worker pool is closed")
+        future: Future = Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def close(self) -> None:
+        """Ask every worker to stop after its current call; returns without waiting."""
+        self._closed.set()
+        for _ in self.threads:
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while not self._closed.is_set():
+            job = self._jobs.get()
+            if job is None or self._closed.is_set():
+                return
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as error:  # handed to the calling thread, which re-raises it
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+            del future, fn, args, job  # drop the batch before blocking on the next job
 
 
 class DataLoader:
@@ -229,19 +294,19 @@ class DataLoader:
                 yield self._load_batch(number, list(indices), epoch_seed)
             return
         ahead = self.num_workers * self.prefetch_factor
-        with ThreadPoolExecutor(self.num_workers, thread_name_prefix="shenjing-data") as pool:
-            pending: collections.deque[Future] = collections.deque()
-            try:
-                for number, indices in batches:
-                    pending.append(pool.submit(self._load_batch, number, list(indices),
-                                               epoch_seed))
-                    if len(pending) >= ahead:
-                        yield pending.popleft().result()
-                while pending:
-                    yield pending.popleft().result()
-            finally:
-                for future in pending:
-                    future.cancel()
+        pool = _DaemonPool(self.num_workers)
+        pending: collections.deque[Future] = collections.deque()
+        try:
+            for number, indices in batches:
+                pending.append(pool.submit(self._load_batch, number, list(indices), epoch_seed))
+                if len(pending) >= ahead:
+                    yield _interruptible_result(pending.popleft())
+            while pending:
+                yield _interruptible_result(pending.popleft())
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.close()
 
     def _load_batch(self, number: int, indices: list[int], epoch_seed: int) -> Any:
         """Load and collate one batch; random transforms draw from a per-batch generator."""

@@ -15,6 +15,7 @@ from ..random import Generator, get_rng
 
 __all__ = [
     "BatchSampler",
+    "DistributedSampler",
     "RandomSampler",
     "Sampler",
     "SequentialSampler",
@@ -156,3 +157,70 @@ class BatchSampler(Sampler):
     def __len__(self) -> int:
         n = len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+class DistributedSampler(Sampler):
+    """This rank's share of a data set's indices, as torch.utils.data.DistributedSampler.
+
+    Every rank draws the same permutation (from `seed + epoch`; call `set_epoch` at the start
+    of each epoch for a new order) and takes every `num_replicas`-th index from position
+    `rank`. The list is padded with its own first indices to a multiple of `num_replicas`
+    (or cut, with `drop_last`), so all ranks see the same number of samples and so run the same
+    number of steps, which data-parallel training needs. The partitions are torch's, index for
+    index, given the same permutation.
+    """
+
+    def __init__(self, dataset: Sized, num_replicas: int | None = None, rank: int | None = None,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
+        if num_replicas is None or rank is None:
+            from .. import distributed
+
+            if not distributed.is_initialized():
+                raise RuntimeError("DistributedSampler: pass num_replicas and rank, or call "
+                                   "shenjing.distributed.init_process_group() first")
+            num_replicas = distributed.get_world_size() if num_replicas is None else num_replicas
+            rank = distributed.get_rank() if rank is None else rank
+        num_replicas = _check_positive_int("DistributedSampler: num_replicas", num_replicas)
+        if not isinstance(rank, (int, np.integer)) or isinstance(rank, bool) or \
+                not 0 <= rank < num_replicas:
+            raise ValueError(f"DistributedSampler: invalid rank {rank!r}, rank should be in the "
+                             f"interval [0, {num_replicas - 1}]")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"DistributedSampler: seed should be a non-negative integer, got "
+                             f"{seed!r}")
+        self.dataset = dataset
+        self.num_replicas = num_replicas
+        self.rank = int(rank)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.drop_last = bool(drop_last)
+        self.epoch = 0
+        n = len(dataset)
+        if self.drop_last and n % num_replicas:
+            self.num_samples = -(-(n - num_replicas) // num_replicas)
+        else:
+            self.num_samples = -(-n // num_replicas)
+        self.total_size = self.num_samples * num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the permutation of this epoch (the same on every rank)."""
+        self.epoch = int(epoch)
+
+    def permutation(self) -> list[int]:
+        """The whole data set's order for the current epoch, before it is split."""
+        n = len(self.dataset)
+        if not self.shuffle:
+            return list(range(n))
+        return np.random.default_rng(self.seed + self.epoch).permutation(n).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        indices = self.permutation()
+        if self.drop_last:
+            indices = indices[: self.total_size]
+        elif indices:
+            missing = self.total_size - len(indices)
+            indices += (indices * -(-missing // len(indices)))[:missing]
+        return iter(indices[self.rank: self.total_size: self.num_replicas])
+
+    def __len__(self) -> int:
+        return self.num_samples

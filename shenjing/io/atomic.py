@@ -3,18 +3,89 @@
 Everything shenjing saves (weights, checkpoints, plots) goes through `atomic_write`, so a crash,
 a full disk or an exception half-way through a save never leaves a truncated file behind and
 never destroys the previous version.
+
+A writer killed outright (SIGKILL, power loss) cannot remove its temporary file, so temporary
+names carry the writer's process id and a tag of its host (``.<name>.<pid>-<host>-<random>.tmp``);
+the next atomic save into the same folder, or `remove_stale_temps` on it, deletes the temporary
+files of writers on this host that are no longer running. Files of live writers, of other hosts
+(a shared network folder) and anything not named that way are never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
+import socket
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "remove_stale_temps", "temp_prefix"]
+
+_TEMP_NAME = re.compile(
+    r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[^.]+\.(?:tmp|partial)$"
+)
+
+
+def _host_tag() -> str:
+    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
+def temp_prefix(name: str) -> str:
+    """Prefix of this process's temporary files for the final name `name` (for mkstemp)."""
+    return f".{name}.{os.getpid()}-{_host_tag()}-"
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether no process `pid` runs here (a zombie, killed but not yet reaped, counts as gone)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def remove_stale_temps(directory: str | os.PathLike, name: str | None = None) -> list[str]:
+    """Delete temporary files (or folders) left in `directory` by dead writers on this host.
+
+    Args:
+        directory: the folder to clean.
+        name: only temporaries for this final file name; None for all of them.
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    host = _host_tag()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or match["host"] != host or (name is not None and match["name"] != name):
+            continue
+        if not _process_gone(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+            removed.append(entry.path)
+    return removed
 
 _WRITE_MODES = {"w", "wt", "wb", "w+", "wt+", "wb+", "w+t", "w+b"}
 
@@ -85,7 +156,8 @@ def atomic_write(
     if binary and encoding is not None:
         raise ValueError("atomic_write: encoding is only valid with a text mode such as 'w'")
 
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temps(directory)  # of every name: checkpoints often change name per epoch
+    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=temp_prefix(path.name), suffix=".tmp")
     try:
         try:
             permissions = path.stat().st_mode & 0o7777

@@ -8,8 +8,9 @@ end of the header) and may hold ``"__metadata__"``, a str -> str map.
 
 Files are written the way the official library writes them (tensors ordered by dtype size,
 largest first, then by name; compact JSON), so the two produce the same bytes. Everything read
-is validated before a single tensor is built: a corrupt or hostile file raises ValueError
-naming the file, the tensor and what was expected, never an IndexError or a garbage array.
+is validated before a single tensor is built: a corrupt or hostile file raises
+`SafetensorsError` (a ValueError) naming the file, the tensor and what was expected, never an
+IndexError or a garbage array; declared sizes are compared with the bytes present first.
 
 BF16 needs the optional ``ml_dtypes`` package (its ``bfloat16`` NumPy dtype).
 """
@@ -29,8 +30,11 @@ from typing import IO, Any
 import numpy as np
 
 from shenjing.io.atomic import atomic_write
+from shenjing.io.errors import SafetensorsError
+from shenjing.io.limits import check_shape
 
 __all__ = [
+    "SafetensorsError",
     "load",
     "load_file",
     "load_file_with_metadata",
@@ -78,11 +82,20 @@ _SUPPORTED = ", ".join(sorted(_DTYPES)) + ("" if "BF16" in _DTYPES else " (BF16 
 
 
 def _as_array(name: str, value: Any) -> np.ndarray:
-    """Turn an ndarray, a shenjing Tensor (duck-typed on `.data`) or an array-like into an array."""
+    """Turn an ndarray, a shenjing Tensor (anything whose `.numpy()` gives an ndarray) or an
+    array-like into an array."""
     if isinstance(value, np.ndarray):
         return value
+    to_numpy = getattr(value, "numpy", None)
+    if callable(to_numpy):
+        try:
+            array = to_numpy()
+        except (TypeError, RuntimeError):  # e.g. a torch tensor that requires grad
+            array = None
+        if isinstance(array, np.ndarray):
+            return array
     data = getattr(value, "data", None)
-    if isinstance(data, np.ndarray):  # shenjing Tensor / Parameter
+    if isinstance(data, np.ndarray):  # older duck-typed tensors: an ndarray `.data`
         return data
     if hasattr(value, "__array__"):
         return np.asarray(value)
@@ -219,7 +232,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"duplicate key {key!r}")
+            raise SafetensorsError(f"duplicate key {key!r}")
         result[key] = value
     return result
 
@@ -235,11 +248,13 @@ def _parse_header(
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
     except UnicodeDecodeError as err:
-        raise ValueError(f"{source}: header is not valid UTF-8 ({err})") from None
+        raise SafetensorsError(f"{source}: header is not valid UTF-8 ({err})") from None
+    except RecursionError:
+        raise SafetensorsError(f"{source}: header JSON nests too deeply") from None
     except ValueError as err:  # json.JSONDecodeError and duplicate keys
-        raise ValueError(f"{source}: header is not valid JSON: {err}") from None
+        raise SafetensorsError(f"{source}: header is not valid JSON: {err}") from None
     if not isinstance(header, dict):  # a corrupt file is a bad value, not a caller's type error
-        raise ValueError(  # noqa: TRY004
+        raise SafetensorsError(  # noqa: TRY004
             f"{source}: header must be a JSON object, got {type(header).__name__}"
         )
 
@@ -247,31 +262,37 @@ def _parse_header(
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise ValueError(f"{source}: {_METADATA_KEY} must be an object of str -> str")
+        raise SafetensorsError(f"{source}: {_METADATA_KEY} must be an object of str -> str")
 
     rows = []
     for name, info in header.items():
         where = f"{source}: tensor {name!r}"
         if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
-            raise ValueError(
-                f"{where}: expected an object with dtype, shape and data_offsets, got {info!r}"
+            raise SafetensorsError(
+                f"{where}: expected an object with dtype, shape and data_offsets, got {info!r:.200}"
             )
         code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if not isinstance(code, str):
+            raise SafetensorsError(f"{where}: dtype must be a string such as 'F32', got "
+                                   f"{code!r:.80}")
         if code == "BF16" and "BF16" not in _DTYPES:
-            raise ValueError(
+            raise SafetensorsError(
                 f"{where}: dtype BF16 needs the ml_dtypes package (pip install ml_dtypes)"
             )
         if code not in _DTYPES:
-            raise ValueError(f"{where}: unknown dtype {code!r}; expected one of {_SUPPORTED}")
-        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-            raise ValueError(f"{where}: shape must be a list of non-negative ints, got {shape!r}")
+            raise SafetensorsError(
+                f"{where}: unknown dtype {code!r:.40}; expected one of {_SUPPORTED}"
+            )
+        if not isinstance(shape, list):
+            raise SafetensorsError(f"{where}: shape must be a list of ints, got {shape!r:.80}")
+        check_shape(shape, source, f"tensor {name!r}", SafetensorsError)
         if (
             not isinstance(offsets, list)
             or len(offsets) != 2
             or not all(_is_int(o) for o in offsets)
             or not 0 <= offsets[0] <= offsets[1]
         ):
-            raise ValueError(
+            raise SafetensorsError(
                 f"{where}: data_offsets must be [begin, end] with 0 <= begin <= end, "
                 f"got {offsets!r}"
             )
@@ -279,12 +300,12 @@ def _parse_header(
         begin, end = offsets
         expected = math.prod(shape) * dtype.itemsize
         if end - begin != expected:
-            raise ValueError(
+            raise SafetensorsError(
                 f"{where}: shape {tuple(shape)} of {code} needs {expected} bytes, "
                 f"but data_offsets {offsets} span {end - begin}"
             )
         if end > data_size:
-            raise ValueError(
+            raise SafetensorsError(
                 f"{where}: data_offsets {offsets} run past the end of the data section "
                 f"({data_size} bytes); the file is truncated or the offsets are wrong"
             )
@@ -294,18 +315,18 @@ def _parse_header(
     covered, previous = 0, None
     for name, _, _, begin, end in sorted(rows, key=lambda row: (row[3], row[4])):
         if begin < covered:
-            raise ValueError(
+            raise SafetensorsError(
                 f"{source}: tensor {name!r} at bytes [{begin}, {end}) overlaps tensor "
                 f"{previous!r}, which ends at byte {covered}; expected it to start at {covered}"
             )
         if begin > covered:
-            raise ValueError(
+            raise SafetensorsError(
                 f"{source}: bytes [{covered}, {begin}) before tensor {name!r} belong to no tensor; "
                 "expected tensors to be packed back to back"
             )
         covered, previous = end, name
     if covered != data_size:
-        raise ValueError(
+        raise SafetensorsError(
             f"{source}: the data section is {data_size} bytes but the tensors cover {covered}; "
             "expected them to cover it exactly"
         )
@@ -314,7 +335,9 @@ def _parse_header(
 
 def _check_bool(array: np.ndarray, name: str, source: str) -> None:
     if array.dtype == np.bool_ and array.size and array.view(np.uint8).max() > 1:
-        raise ValueError(f"{source}: tensor {name!r} is BOOL but holds bytes other than 0 and 1")
+        raise SafetensorsError(
+            f"{source}: tensor {name!r} is BOOL but holds bytes other than 0 and 1"
+        )
 
 
 def _to_native(array: np.ndarray) -> np.ndarray:
@@ -335,20 +358,20 @@ def _header_length(head: bytes, total: int, source: str, path: str | None = None
     )
     foreign = None if plausible else _foreign_format(head, source, path)
     if foreign:
-        raise ValueError(foreign)
+        raise SafetensorsError(foreign)
     if total < 8:
-        raise ValueError(
+        raise SafetensorsError(
             f"{source}: {total} bytes is too short for safetensors "
             "(expected an 8-byte header length first)"
         )
     (length,) = struct.unpack("<Q", head[:8])
     if length > MAX_HEADER_SIZE:
-        raise ValueError(
+        raise SafetensorsError(
             f"{source}: header length {length} exceeds the {MAX_HEADER_SIZE}-byte limit; "
             "not a safetensors file or a corrupt one"
         )
     if 8 + length > total:
-        raise ValueError(
+        raise SafetensorsError(
             f"{source}: header length {length} runs past the end of the file "
             f"({total} bytes, so at most {total - 8}); the file is truncated or not safetensors"
         )
@@ -418,7 +441,7 @@ def load_file_with_metadata(
                 array = np.empty(shape, dtype)
                 f.seek(start + begin)
                 if f.readinto(array.reshape(-1).view(np.uint8)) != end - begin:
-                    raise ValueError(f"{source}: tensor {name!r}: file changed while reading")
+                    raise SafetensorsError(f"{source}: tensor {name!r}: file changed while reading")
                 array = _to_native(array)
             _check_bool(array, name, source)
             tensors[name] = array

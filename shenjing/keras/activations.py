@@ -1,15 +1,13 @@
-"""Keras activations (`activation='relu'` etc.), as functions of shenjing Tensors.
-
-The common ones are single ops of the core (relu, sigmoid, tanh, softmax); the rest are
-short compositions of core ops, so their gradients come from the autograd for free.
+"""Keras activations (`activation='relu'` etc.): Keras's names and defaults over the
+core's functions (`shenjing.nn.functional`), so each formula exists once in the package.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
-from ..tensor import Tensor, _wrap
+from ..nn import functional as F
+from ..tensor import Tensor
 from .registry import Registry, serialize
 
 __all__ = ["relu", "sigmoid", "softmax", "log_softmax", "tanh", "linear", "elu", "selu",
@@ -30,52 +28,48 @@ def linear(x: Tensor) -> Tensor:
 def relu(x: Tensor, negative_slope: float = 0.0, max_value: float | None = None,
          threshold: float = 0.0) -> Tensor:
     """max(x, 0), with Keras's optional slope below the threshold and cap above max_value."""
-    if negative_slope == 0.0 and max_value is None and threshold == 0.0:
-        return x.relu()
-    keep = _wrap((x.data > threshold).astype(x.dtype))
-    y = x * keep
-    if negative_slope != 0.0:
-        y = y + negative_slope * (x - threshold) * (1.0 - keep)
-    if max_value is not None:
-        y = y.clamp(max=float(max_value))
-    return y
+    if threshold == 0.0:
+        y = F.leaky_relu(x, negative_slope) if negative_slope else F.relu(x)
+    else:
+        y = x.where(x > threshold, (x - threshold) * float(negative_slope))
+    return y if max_value is None else y.clamp(max=float(max_value))
 
 
 @register()
 def relu6(x: Tensor) -> Tensor:
-    return x.clamp(0.0, 6.0)
+    return F.relu6(x)
 
 
 @register()
 def leaky_relu(x: Tensor, negative_slope: float = 0.2) -> Tensor:
     """Keras's default slope is 0.2 (torch's is 0.01)."""
-    return x.leaky_relu(negative_slope)
+    return F.leaky_relu(x, negative_slope)
 
 
 @register()
 def sigmoid(x: Tensor) -> Tensor:
-    return x.sigmoid()
+    return F.sigmoid(x)
 
 
 @register()
 def hard_sigmoid(x: Tensor) -> Tensor:
-    """relu6(x + 3) / 6, as Keras 3."""
-    return (x + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0)
+    """relu6(x + 3) / 6, as Keras 3 (torch's hardsigmoid)."""
+    return F.hardsigmoid(x)
 
 
 @register()
 def tanh(x: Tensor) -> Tensor:
-    return x.tanh()
+    return F.tanh(x)
 
 
 @register()
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return x.softmax(axis)
+    return F.softmax(x, dim=axis)
 
 
 @register()
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return x.log_softmax(axis)
+    return F.log_softmax(x, dim=axis)
 
 
 @register()
@@ -85,33 +79,29 @@ def exponential(x: Tensor) -> Tensor:
 
 @register()
 def softplus(x: Tensor) -> Tensor:
-    """log(1 + exp(x)), computed as relu(x) + log1p(exp(-|x|)) so it never overflows."""
-    return x.relu() + (-x.abs()).exp().log1p()
+    """log(1 + exp(x)), computed so it never overflows."""
+    return F.softplus(x)
 
 
 @register()
 def softsign(x: Tensor) -> Tensor:
-    return x / (x.abs() + 1.0)
+    return F.softsign(x)
 
 
 @register()
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
-    """x for x > 0, alpha * (exp(x) - 1) otherwise (no masks: relu + exp of min(x, 0))."""
-    return x.relu() + alpha * (x.clamp(max=0.0).exp() - 1.0)
-
-
-_SELU_ALPHA = 1.6732632423543772
-_SELU_SCALE = 1.0507009873554805
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+    return F.elu(x, alpha)
 
 
 @register()
 def selu(x: Tensor) -> Tensor:
-    return _SELU_SCALE * elu(x, _SELU_ALPHA)
+    return F.selu(x)
 
 
 @register("swish")
 def silu(x: Tensor) -> Tensor:
-    return x * x.sigmoid()
+    return F.silu(x)
 
 
 swish = silu
@@ -119,20 +109,13 @@ swish = silu
 
 @register()
 def gelu(x: Tensor, approximate: bool = False) -> Tensor:
-    """Gaussian error linear unit; the exact form uses nn.functional.gelu when it has one."""
-    if not approximate:
-        from ..nn import functional as F
-
-        fn = getattr(F, "gelu", None)
-        if fn is not None:
-            return fn(x)
-    c = math.sqrt(2.0 / math.pi)
-    return 0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
+    """Gaussian error linear unit; `approximate=True` is the tanh approximation."""
+    return F.gelu(x, approximate="tanh" if approximate else "none")
 
 
 @register()
 def mish(x: Tensor) -> Tensor:
-    return x * softplus(x).tanh()
+    return F.mish(x)
 
 
 def get(identifier: Any) -> Callable:

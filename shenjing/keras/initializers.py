@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..random import Generator, get_rng
+from ..nn import init
+from ..random import Generator
+from ..tensor import from_numpy
 from .registry import Registry, serialize
 from .registry import deserialize as _deserialize
 
@@ -45,11 +47,10 @@ class Initializer:
     def __init__(self, seed: int | None = None) -> None:
         self.seed = seed
 
-    def _rng(self) -> np.random.Generator:
-        if self.seed is None:
-            return get_rng()
-        # A seeded Keras initializer gives the same values each call; so does this one.
-        return Generator(int(self.seed)).rng
+    def _generator(self) -> Generator | None:
+        """None (shenjing's global stream) or, for a seeded initializer, a fresh generator:
+        a seeded Keras initializer gives the same values each call, and so does this one."""
+        return None if self.seed is None else Generator(int(self.seed))
 
     def __call__(self, shape: tuple, dtype: Any = "float32") -> np.ndarray:
         return np.asarray(self.sample(tuple(int(s) for s in shape)), dtype=dtype)
@@ -74,7 +75,7 @@ class Zeros(Initializer):
         super().__init__(None)
 
     def sample(self, shape: tuple) -> np.ndarray:
-        return np.zeros(shape)
+        return _filled(shape, init.zeros_)
 
 
 class Ones(Initializer):
@@ -82,7 +83,7 @@ class Ones(Initializer):
         super().__init__(None)
 
     def sample(self, shape: tuple) -> np.ndarray:
-        return np.ones(shape)
+        return _filled(shape, init.ones_)
 
 
 class Constant(Initializer):
@@ -91,7 +92,7 @@ class Constant(Initializer):
         self.value = value
 
     def sample(self, shape: tuple) -> np.ndarray:
-        return np.full(shape, self.value)
+        return _filled(shape, init.constant_, self.value)
 
     def get_config(self) -> dict:
         return {"value": self.value}
@@ -103,7 +104,7 @@ class RandomNormal(Initializer):
         self.mean, self.stddev = mean, stddev
 
     def sample(self, shape: tuple) -> np.ndarray:
-        return self._rng().normal(self.mean, self.stddev, shape)
+        return _filled(shape, init.normal_, self.mean, self.stddev, self._generator())
 
     def get_config(self) -> dict:
         return {"mean": self.mean, "stddev": self.stddev, **super().get_config()}
@@ -116,20 +117,23 @@ class RandomUniform(Initializer):
         self.minval, self.maxval = minval, maxval
 
     def sample(self, shape: tuple) -> np.ndarray:
-        return self._rng().uniform(self.minval, self.maxval, shape)
+        return _filled(shape, init.uniform_, self.minval, self.maxval, self._generator())
 
     def get_config(self) -> dict:
         return {"minval": self.minval, "maxval": self.maxval, **super().get_config()}
 
 
-def _truncated_normal(rng: np.random.Generator, shape: tuple, stddev: float) -> np.ndarray:
-    """Normal(0, stddev) samples redrawn until they lie within two standard deviations."""
-    out = rng.standard_normal(shape)
-    bad = np.abs(out) > 2.0
-    while bad.any():
-        out[bad] = rng.standard_normal(int(bad.sum()))
-        bad = np.abs(out) > 2.0
-    return out * stddev
+def _filled(shape: tuple, fill: Any, *args: Any) -> np.ndarray:
+    """A float64 array of `shape` filled in place by a `shenjing.nn.init` function."""
+    t = from_numpy(np.empty(shape, np.float64))
+    fill(t, *args)
+    return t.numpy()
+
+
+def _truncated(shape: tuple, mean: float, stddev: float, generator: Any) -> np.ndarray:
+    """Normal(mean, stddev) samples redrawn until within two standard deviations (Keras)."""
+    return _filled(shape, init.trunc_normal_, mean, stddev, mean - 2.0 * stddev,
+                   mean + 2.0 * stddev, generator)
 
 
 class TruncatedNormal(Initializer):
@@ -138,7 +142,7 @@ class TruncatedNormal(Initializer):
         self.mean, self.stddev = mean, stddev
 
     def sample(self, shape: tuple) -> np.ndarray:
-        return self.mean + _truncated_normal(self._rng(), shape, self.stddev)
+        return _truncated(shape, self.mean, self.stddev, self._generator())
 
     def get_config(self) -> dict:
         return {"mean": self.mean, "stddev": self.stddev, **super().get_config()}
@@ -163,14 +167,14 @@ class VarianceScaling(Initializer):
         fan_in, fan_out = compute_fans(shape)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         var = self.scale / max(1.0, n)
-        rng = self._rng()
+        generator = self._generator()
         if self.distribution == "truncated_normal":
             # 0.879... is the stddev of a unit normal truncated to [-2, 2]
-            return _truncated_normal(rng, shape, math.sqrt(var) / 0.87962566103423978)
+            return _truncated(shape, 0.0, math.sqrt(var) / 0.87962566103423978, generator)
         if self.distribution in ("untruncated_normal", "normal"):
-            return rng.normal(0.0, math.sqrt(var), shape)
+            return _filled(shape, init.normal_, 0.0, math.sqrt(var), generator)
         limit = math.sqrt(3.0 * var)
-        return rng.uniform(-limit, limit, shape)
+        return _filled(shape, init.uniform_, -limit, limit, generator)
 
     def get_config(self) -> dict:
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
@@ -207,13 +211,10 @@ class Orthogonal(Initializer):
     def sample(self, shape: tuple) -> np.ndarray:
         if len(shape) < 2:
             raise ValueError(f"Orthogonal: needs a shape of at least 2 dimensions, got {shape}")
+        # Keras flattens all but the last axis; nn.init all but the first
         rows, cols = int(np.prod(shape[:-1])), shape[-1]
-        a = self._rng().standard_normal((max(rows, cols), min(rows, cols)))
-        q, r = np.linalg.qr(a)
-        q = q * np.sign(np.diag(r))
-        if rows < cols:
-            q = q.T
-        return self.gain * q.reshape(shape)
+        q = _filled((rows, cols), init.orthogonal_, self.gain, self._generator())
+        return q.reshape(shape)
 
     def get_config(self) -> dict:
         return {"gain": self.gain, **super().get_config()}
@@ -227,7 +228,7 @@ class Identity(Initializer):
     def sample(self, shape: tuple) -> np.ndarray:
         if len(shape) != 2:
             raise ValueError(f"Identity initializer needs a 2-D shape, got {shape}")
-        return self.gain * np.eye(*shape)
+        return self.gain * _filled(shape, init.eye_)
 
     def get_config(self) -> dict:
         return {"gain": self.gain}

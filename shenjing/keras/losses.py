@@ -21,8 +21,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..nn import functional as F
-from ..tensor import Tensor, _wrap
-from .registry import Registry, serialize
+from ..tensor import Tensor, as_tensor
+from .registry import Registry, serialize, snake_case
 
 __all__ = ["Loss", "LossFunctionWrapper", "CategoricalCrossentropy",
            "SparseCategoricalCrossentropy", "BinaryCrossentropy", "MeanSquaredError",
@@ -50,7 +50,7 @@ def _as_tensor(x: Any, dtype=None) -> Tensor:
         arr = arr.astype(dtype)
     elif arr.dtype == np.float64 and dtype is None:
         arr = arr.astype(np.float32)
-    return _wrap(arr)
+    return as_tensor(arr)
 
 
 def _float_pair(y_true: Any, y_pred: Any, name: str) -> tuple[Tensor, Tensor]:
@@ -82,7 +82,7 @@ def _log_bounds(dtype: np.dtype) -> tuple[float, float]:
 
 def _sparse_labels(y_true: Any, y_pred: Tensor, name: str) -> np.ndarray:
     """Integer labels shaped like y_pred without its class axis, range-checked."""
-    labels = np.asarray(y_true.data if isinstance(y_true, Tensor) else y_true)
+    labels = np.asarray(y_true.numpy() if isinstance(y_true, Tensor) else y_true)
     if labels.ndim == y_pred.ndim and labels.shape[-1] == 1:
         labels = labels.reshape(labels.shape[:-1])
     if labels.shape != y_pred.shape[:-1]:
@@ -100,30 +100,24 @@ def _sparse_labels(y_true: Any, y_pred: Tensor, name: str) -> np.ndarray:
     return labels
 
 
-def _pick(logp: Tensor, labels: np.ndarray) -> Tensor:
-    """logp[..., labels] along the last axis, as a Tensor of labels' shape."""
-    return logp.gather(-1, _wrap(labels[..., None].astype(np.int64))).reshape(labels.shape)
-
-
 # --------------------------------------------------------------------------- functions
 
 @FUNCTIONS.register("mse", "MSE")
 def mean_squared_error(y_true: Any, y_pred: Any) -> Tensor:
     y_true, y_pred = _float_pair(y_true, y_pred, "mean_squared_error")
-    d = y_pred - y_true
-    return (d * d).mean(-1)
+    return F.mse_loss(y_pred, y_true, reduction="none").mean(-1)
 
 
 @FUNCTIONS.register("mae", "MAE")
 def mean_absolute_error(y_true: Any, y_pred: Any) -> Tensor:
     y_true, y_pred = _float_pair(y_true, y_pred, "mean_absolute_error")
-    return (y_pred - y_true).abs().mean(-1)
+    return F.l1_loss(y_pred, y_true, reduction="none").mean(-1)
 
 
 @FUNCTIONS.register("mape", "MAPE")
 def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> Tensor:
     y_true, y_pred = _float_pair(y_true, y_pred, "mean_absolute_percentage_error")
-    denom = _wrap(np.maximum(np.abs(y_true.data), EPSILON).astype(y_pred.dtype))
+    denom = as_tensor(np.maximum(np.abs(y_true.numpy()), EPSILON).astype(y_pred.dtype))
     return 100.0 * ((y_true - y_pred).abs() / denom).mean(-1)
 
 
@@ -155,20 +149,23 @@ def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool 
     y_pred = _as_tensor(y_pred)
     if axis not in (-1, y_pred.ndim - 1):
         raise ValueError("sparse_categorical_crossentropy: only axis=-1 is supported")
-    labels = np.asarray(y_true.data if isinstance(y_true, Tensor) else y_true)
+    labels = np.asarray(y_true.numpy() if isinstance(y_true, Tensor) else y_true)
     keep = None
     if ignore_class is not None:
         keep = labels != ignore_class
         labels = np.where(keep, labels, 0)
     labels = _sparse_labels(labels, y_pred, "sparse_categorical_crossentropy")
+    c = y_pred.shape[-1]
+    targets = as_tensor(labels.reshape(-1).astype(np.int64))
     if from_logits:
-        logp = y_pred.log_softmax(-1)
-    else:
+        out = F.cross_entropy(y_pred.reshape(-1, c), targets, reduction="none")
+    else:  # Keras normalizes and clips the probabilities before the log
         p = y_pred / y_pred.sum(-1, keepdim=True)
         logp = p.clamp(EPSILON, 1.0 - EPSILON).log()
-    out = -_pick(logp, labels)
+        out = F.nll_loss(logp.reshape(-1, c), targets, reduction="none")
+    out = out.reshape(labels.shape)
     if keep is not None:
-        out = out * _wrap(keep.reshape(out.shape).astype(out.dtype))
+        out = out * as_tensor(keep.reshape(out.shape).astype(out.dtype))
     return out
 
 
@@ -178,24 +175,24 @@ def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
     y_true, y_pred = _float_pair(y_true, y_pred, "binary_crossentropy")
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    if from_logits:  # relu(x) - x*y + log1p(exp(-|x|)), never overflows
-        out = y_pred.relu() - y_pred * y_true + (-y_pred.abs()).exp().log1p()
-    else:
-        p = y_pred.clamp(EPSILON, 1.0 - EPSILON)
-        out = -(y_true * p.log() + (1.0 - y_true) * (1.0 - p).log())
+    if from_logits:
+        out = F.binary_cross_entropy_with_logits(y_pred, y_true, reduction="none")
+    else:  # Keras clips the probabilities, so a saturated output gives a finite loss
+        out = F.binary_cross_entropy(y_pred.clamp(EPSILON, 1.0 - EPSILON), y_true,
+                                     reduction="none")
     return out.mean(axis)
 
 
 @FUNCTIONS.register("kld", "KLD", "kullback_leibler_divergence")
 def kl_divergence(y_true: Any, y_pred: Any) -> Tensor:
     y_true, y_pred = _float_pair(y_true, y_pred, "kl_divergence")
-    t = y_true.clamp(EPSILON, 1.0)
-    return (t * (t.log() - y_pred.clamp(EPSILON, 1.0).log())).sum(-1)
+    log_p = y_pred.clamp(EPSILON, 1.0).log()
+    return F.kl_div(log_p, y_true.clamp(EPSILON, 1.0), reduction="none").sum(-1)
 
 
 def _hinge_labels(y_true: Tensor) -> Tensor:
     """Binary labels {0, 1} become {-1, 1}, as Keras's hinge losses do."""
-    v = y_true.data
+    v = y_true.numpy()
     if np.all((v == 0) | (v == 1)):
         return y_true * 2.0 - 1.0
     return y_true
@@ -204,13 +201,13 @@ def _hinge_labels(y_true: Tensor) -> Tensor:
 @FUNCTIONS.register()
 def hinge(y_true: Any, y_pred: Any) -> Tensor:
     y_true, y_pred = _float_pair(y_true, y_pred, "hinge")
-    return (1.0 - _hinge_labels(y_true) * y_pred).relu().mean(-1)
+    return F.hinge_loss(y_pred, _hinge_labels(y_true), reduction="none").mean(-1)
 
 
 @FUNCTIONS.register()
 def squared_hinge(y_true: Any, y_pred: Any) -> Tensor:
     y_true, y_pred = _float_pair(y_true, y_pred, "squared_hinge")
-    h = (1.0 - _hinge_labels(y_true) * y_pred).relu()
+    h = F.hinge_loss(y_pred, _hinge_labels(y_true), reduction="none")
     return (h * h).mean(-1)
 
 
@@ -225,9 +222,7 @@ def categorical_hinge(y_true: Any, y_pred: Any) -> Tensor:
 @FUNCTIONS.register()
 def huber(y_true: Any, y_pred: Any, delta: float = 1.0) -> Tensor:
     y_true, y_pred = _float_pair(y_true, y_pred, "huber")
-    err = (y_pred - y_true).abs()
-    quad = err.clamp(max=delta)
-    return (0.5 * quad * quad + delta * (err - quad)).mean(-1)
+    return F.huber_loss(y_pred, y_true, reduction="none", delta=float(delta)).mean(-1)
 
 
 @FUNCTIONS.register("logcosh")
@@ -235,8 +230,7 @@ def log_cosh(y_true: Any, y_pred: Any) -> Tensor:
     y_true, y_pred = _float_pair(y_true, y_pred, "log_cosh")
     x = y_pred - y_true
     # log(cosh(x)) = x + softplus(-2x) - log(2), stable for large |x|
-    sp = (-2.0 * x).relu() + (-(2.0 * x).abs()).exp().log1p()
-    return (x + sp - math.log(2.0)).mean(-1)
+    return (x + F.softplus(x * -2.0) - math.log(2.0)).mean(-1)
 
 
 @FUNCTIONS.register()
@@ -247,12 +241,10 @@ def poisson(y_true: Any, y_pred: Any) -> Tensor:
 
 @FUNCTIONS.register()
 def cosine_similarity(y_true: Any, y_pred: Any, axis: int = -1) -> Tensor:
+    """Minus the cosine of the angle between y_true and y_pred (Keras clamps each squared
+    norm at 1e-12, i.e. each norm at 1e-6)."""
     y_true, y_pred = _float_pair(y_true, y_pred, "cosine_similarity")
-
-    def unit(t: Tensor) -> Tensor:
-        return t / ((t * t).sum(axis, keepdim=True).clamp(min=1e-12)).sqrt()
-
-    return -(unit(y_true) * unit(y_pred)).sum(axis)
+    return -F.cosine_similarity(y_true, y_pred, dim=axis, eps=1e-6)
 
 
 # --------------------------------------------------------------------------- Loss objects
@@ -263,12 +255,12 @@ _REDUCTIONS = ("sum_over_batch_size", "sum", "none", "mean", None, "auto")
 def reduce_loss(values: Tensor, sample_weight: Any, reduction: str | None) -> Tensor:
     """Apply sample weights (broadcast over trailing axes) and a Keras reduction."""
     if sample_weight is not None:
-        sw = np.asarray(sample_weight.data if isinstance(sample_weight, Tensor)
+        sw = np.asarray(sample_weight.numpy() if isinstance(sample_weight, Tensor)
                         else sample_weight, dtype=values.dtype)
         while sw.ndim > values.ndim and sw.shape[-1] == 1:
             sw = sw.reshape(sw.shape[:-1])
         sw = sw.reshape(sw.shape + (1,) * (values.ndim - sw.ndim))
-        values = values * _wrap(sw)
+        values = values * as_tensor(sw)
     if reduction in ("none", None):
         return values
     if reduction == "sum":
@@ -287,7 +279,7 @@ class Loss:
         if reduction not in _REDUCTIONS:
             raise ValueError(f"{type(self).__name__}: reduction must be one of "
                              f"'sum_over_batch_size', 'sum', 'mean' or 'none', got {reduction!r}")
-        self.name = name or _snake(type(self).__name__)
+        self.name = name or snake_case(type(self).__name__)
         self.reduction = "sum_over_batch_size" if reduction == "auto" else reduction
         self.dtype = dtype
 
@@ -308,12 +300,6 @@ class Loss:
         super().__init_subclass__(**kwargs)
         if not cls.__name__.startswith("_"):
             REGISTRY.add(cls)
-
-
-def _snake(name: str) -> str:
-    from .registry import snake_case
-
-    return snake_case(name)
 
 
 class LossFunctionWrapper(Loss):
@@ -380,7 +366,7 @@ class _CrossEntropy(LossFunctionWrapper):
         if labels is not None:
             c = logits.shape[-1]
             ce = F.cross_entropy(logits.reshape(-1, c),
-                                 _wrap(labels.reshape(-1).astype(np.int64, copy=False)),
+                                 as_tensor(labels.reshape(-1).astype(np.int64, copy=False)),
                                  reduction="none")
             return ce.clamp(-hi, -lo).reshape(labels.shape)
         logp = logits.log_softmax(-1).clamp(lo, hi)
@@ -392,7 +378,7 @@ class _CrossEntropy(LossFunctionWrapper):
 
 def _one_hot_labels(y_true: Any, logits: Tensor) -> np.ndarray | None:
     """Class indices when y_true is exactly one-hot with logits' shape, else None."""
-    y = np.asarray(y_true.data if isinstance(y_true, Tensor) else y_true)
+    y = np.asarray(y_true.numpy() if isinstance(y_true, Tensor) else y_true)
     if y.shape != logits.shape or not np.all((y == 0) | (y == 1)) or \
             not np.all(y.sum(-1) == 1):
         return None

@@ -15,7 +15,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import autograd
-from ..tensor import Tensor, _wrap
+from ..metrics import scores_from_counts
+from ..tensor import Tensor, as_tensor
 from . import losses as _losses
 from .registry import Registry, snake_case
 
@@ -33,7 +34,7 @@ EPSILON = 1e-7
 
 
 def _np(x: Any) -> np.ndarray:
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+    return x.numpy() if isinstance(x, Tensor) else np.asarray(x)
 
 
 def _weights(sample_weight: Any, n: int) -> np.ndarray | None:
@@ -325,16 +326,14 @@ class Precision(_Confusion):
     """tp / (tp + fp) of predictions thresholded at 0.5 (0 when nothing is predicted)."""
 
     def result(self) -> float:
-        d = self.tp + self.fp
-        return self.tp / d if d else 0.0
+        return float(scores_from_counts(self.tp, self.fp, self.fn)[0])
 
 
 class Recall(_Confusion):
     """tp / (tp + fn) of predictions thresholded at 0.5."""
 
     def result(self) -> float:
-        d = self.tp + self.fn
-        return self.tp / d if d else 0.0
+        return float(scores_from_counts(self.tp, self.fp, self.fn)[1])
 
 
 class FBetaScore(_Higher, Metric):
@@ -379,10 +378,7 @@ class FBetaScore(_Higher, Metric):
         tp, fp, fn = self.tp, self.fp, self.fn
         if self.average == "micro":
             tp, fp, fn = tp.sum(), fp.sum(), fn.sum()
-        precision = tp / (tp + fp + EPSILON)
-        recall = tp / (tp + fn + EPSILON)
-        b2 = self.beta ** 2
-        f = (1 + b2) * precision * recall / (b2 * precision + recall + EPSILON)
+        f = scores_from_counts(tp, fp, fn, self.beta)[2]
         if self.average == "macro":
             return float(np.mean(f))
         if self.average == "weighted":
@@ -551,7 +547,7 @@ def _tensor_or_numpy(fn: Callable) -> Callable:
     """A user metric function may use Tensor ops (like a loss): give it Tensors."""
 
     def wrapped(y_true: Any, y_pred: Any) -> np.ndarray:
-        out = fn(_wrap(np.asarray(_np(y_true))), _wrap(_np(y_pred)))
+        out = fn(as_tensor(np.asarray(_np(y_true))), as_tensor(_np(y_pred)))
         return _np(out)
 
     wrapped.__name__ = getattr(fn, "__name__", "metric")

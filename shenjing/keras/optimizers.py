@@ -9,8 +9,8 @@ learning-rate schedules, `clipnorm` / `clipvalue` / `global_clipnorm`, and decou
 Where Keras's formula differs from torch's, Keras's is used:
 * Adam/AdamW: Keras adds epsilon to sqrt(v) *before* bias correction; torch after. The torch
   optimizer is given `eps / sqrt(1 - beta_2**t)` each step, which is the same update exactly.
-* RMSprop: Keras divides by sqrt(v + epsilon), torch by sqrt(v) + epsilon; that cannot be
-  mapped, so RMSprop runs its own short update (`_KerasRMSprop`) on the optim base class.
+* RMSprop: Keras divides by sqrt(v + epsilon), torch by sqrt(v) + epsilon: the Keras
+  optimizer builds `optim.RMSprop(..., eps_inside_sqrt=True)`.
 * SGD momentum (`m = momentum*m - lr*g; w += m`) equals torch's for a constant lr.
 """
 
@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
-import numpy as np
-
 from .. import optim
+from ..autograd import no_grad
+from ..nn.utils import clip_grad_norm_, clip_grad_value_
 from ..optim.optimizer import Optimizer as _TorchOptimizer
 from . import schedules
 from .registry import Registry, serialize
@@ -31,61 +31,6 @@ __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "schedules
            "serialize", "deserialize"]
 
 REGISTRY = Registry("optimizer")
-
-
-class _KerasRMSprop(_TorchOptimizer):
-    """RMSprop with Keras's update: v = rho v + (1-rho) g²; w -= lr g / sqrt(v + eps)."""
-
-    def __init__(self, params: Iterable, lr: float, rho: float, eps: float, momentum: float,
-                 centered: bool) -> None:
-        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, momentum=momentum,
-                                      centered=centered))
-
-    def _scratch_for(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Two scratch arrays shaped like x, reused across steps (no allocation per step)."""
-        cache = self.__dict__.setdefault("_keras_scratch", {})
-        key = (x.shape, x.dtype)
-        if key not in cache:
-            cache[key] = (np.empty_like(x), np.empty_like(x))
-        return cache[key]
-
-    def _update(self, group: dict) -> None:
-        lr, rho, eps = float(group["lr"]), float(group["rho"]), float(group["eps"])
-        momentum, centered = float(group["momentum"]), group["centered"]
-        for p, x, g in self._params_with_grad(group):
-            a, b = self._scratch_for(x)
-            state = self.state[p]
-            if not state:
-                state["step"] = np.float32(0.0)
-                state["velocity"] = np.zeros_like(x)
-                if centered:
-                    state["average_gradient"] = np.zeros_like(x)
-                if momentum > 0:
-                    state["momentum"] = np.zeros_like(x)
-            state["step"] = state["step"] + np.float32(1.0)
-            v = state["velocity"]
-            v *= rho
-            np.multiply(g, g, out=a)
-            a *= 1.0 - rho
-            v += a
-            np.add(v, eps, out=b)
-            if centered:
-                avg = state["average_gradient"]
-                avg *= rho
-                np.multiply(g, 1.0 - rho, out=a)
-                avg += a
-                np.multiply(avg, avg, out=a)
-                b -= a
-            np.sqrt(b, out=b)
-            np.multiply(g, lr, out=a)
-            a /= b
-            if momentum > 0:
-                m = state["momentum"]
-                m *= momentum
-                m += a
-                x -= m
-            else:
-                x -= a
 
 
 class Optimizer:
@@ -167,8 +112,9 @@ class Optimizer:
             self._clip(live)
             if self.weight_decay:
                 shrink = 1.0 - lr * float(self.weight_decay)
-                for p in live:
-                    p.data *= shrink
+                with no_grad():
+                    for p in live:
+                        p.mul_(shrink)
         for group in self._impl.param_groups:
             group["lr"] = lr
             self._before_step(group)
@@ -176,23 +122,15 @@ class Optimizer:
         self.iterations += 1
 
     def _clip(self, params: list) -> None:
+        """Keras's clipvalue / clipnorm (each gradient on its own) / global_clipnorm (all
+        together), done by the core's clipping functions."""
         if self.clipvalue is not None:
-            c = float(self.clipvalue)
-            for p in params:
-                np.clip(p.grad.data, -c, c, out=p.grad.data)
+            clip_grad_value_(params, float(self.clipvalue))
         elif self.clipnorm is not None:
-            c = float(self.clipnorm)
             for p in params:
-                n = float(np.sqrt(np.sum(np.square(p.grad.data, dtype=np.float64))))
-                if n > c:
-                    p.grad.data *= c / n
+                clip_grad_norm_([p], float(self.clipnorm))
         elif self.global_clipnorm is not None:
-            c = float(self.global_clipnorm)
-            n = math.sqrt(sum(float(np.sum(np.square(p.grad.data, dtype=np.float64)))
-                              for p in params))
-            if n > c:
-                for p in params:
-                    p.grad.data *= c / n
+            clip_grad_norm_(params, float(self.global_clipnorm))
 
     # ------------------------------------------------------------------ state / config
     def state_dict(self) -> dict:
@@ -264,7 +202,9 @@ class RMSprop(Optimizer):
                     epsilon=float(epsilon), centered=centered)
 
     def _make(self, params: list, lr: float) -> _TorchOptimizer:
-        return _KerasRMSprop(params, lr, self.rho, self.epsilon, self.momentum, self.centered)
+        return optim.RMSprop(params, lr=lr, alpha=self.rho, eps=self.epsilon,
+                             momentum=self.momentum, centered=self.centered,
+                             eps_inside_sqrt=True)
 
 
 class Adam(Optimizer):

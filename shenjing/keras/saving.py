@@ -34,8 +34,14 @@ from ..io.safetensors import save as st_save
 from . import losses as losses_mod
 from . import metrics as metrics_mod
 from . import optimizers as optimizers_mod
-from .layers import deserialize as deserialize_layer
-from .layers.base import InputLayer, KerasTensor, Layer, Weight, map_structure
+from .architecture import (
+    functional_config,
+    functional_from_config,
+    layer_config,
+    model_config,
+    model_from_config,
+)
+from .layers.base import Layer, Weight
 from .registry import (
     custom_object_scope,
     get_registered_object,
@@ -50,139 +56,6 @@ __all__ = ["save_model", "load_model", "save_weights", "load_weights", "weight_d
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
-
-# --------------------------------------------------------------------------- configs
-
-def layer_config(layer: Layer) -> dict:
-    from .models import Model
-
-    if isinstance(layer, Model):
-        return model_config(layer)
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
-
-
-def model_config(model: Any) -> dict:
-    from .functional import Functional
-    from .models import Sequential
-
-    name = "Functional" if isinstance(model, Functional) else type(model).__name__
-    cfg = {"class_name": name, "config": model.get_config()}
-    if not isinstance(model, (Functional, Sequential)) and model._build_input_shape is not None:
-        cfg["build_input_shape"] = _jsonable(model._build_input_shape)
-    return cfg
-
-
-def _jsonable(shape: Any) -> Any:
-    if isinstance(shape, (list, tuple)):
-        return [_jsonable(s) for s in shape]
-    return shape
-
-
-def functional_config(model: Any) -> dict:
-    """Layers, the nodes connecting them and the model's input/output tensors."""
-    positions: dict[int, int] = {}
-    counts: dict[int, int] = {}
-    for node in model._nodes:
-        positions[id(node)] = counts.get(id(node.layer), 0)
-        counts[id(node.layer)] = positions[id(node)] + 1
-
-    def ref(t: KerasTensor) -> list:
-        layer, idx, ti = t._keras_history
-        return [layer.name, positions[id(layer._inbound_nodes[idx])], ti]
-
-    def encode(obj: Any) -> Any:
-        return {"__keras_tensor__": ref(obj)} if isinstance(obj, KerasTensor) else obj
-
-    layers = []
-    for layer in model.layers:
-        entry = layer_config(layer)
-        entry["name"] = layer.name
-        entry["inbound_nodes"] = [
-            {"args": map_structure(encode, node.args[0] if node.args else None),
-             "kwargs": map_structure(encode, node.kwargs)}
-            for node in model._nodes if node.layer is layer and not isinstance(layer,
-                                                                               InputLayer)]
-        layers.append(entry)
-    return {"name": model.name, "trainable": model.trainable, "layers": layers,
-            "input_layers": map_structure(ref, model._nested_inputs),
-            "output_layers": map_structure(ref, model._nested_outputs)}
-
-
-def functional_from_config(config: dict, custom_objects: dict | None = None) -> Any:
-    from .functional import Functional
-
-    layers: dict[str, Layer] = {}
-    outputs: dict[tuple, list] = {}
-    pending = []
-    for entry in config["layers"]:
-        layer = deserialize_layer({"class_name": entry["class_name"],
-                                   "config": entry["config"]}, custom_objects)
-        layers[entry["name"]] = layer
-        if isinstance(layer, InputLayer):
-            outputs[(entry["name"], 0)] = [layer.output]
-        for pos, node in enumerate(entry.get("inbound_nodes", [])):
-            pending.append((entry["name"], pos, node))
-
-    def decode(obj: Any) -> Any:
-        if isinstance(obj, dict) and "__keras_tensor__" in obj:
-            name, pos, ti = obj["__keras_tensor__"]
-            return outputs[(name, pos)][ti]
-        return obj
-
-    def ready(obj: Any) -> bool:
-        if isinstance(obj, dict) and "__keras_tensor__" in obj:
-            name, pos, _ = obj["__keras_tensor__"]
-            return (name, pos) in outputs
-        if isinstance(obj, (list, tuple)):
-            return all(ready(o) for o in obj)
-        if isinstance(obj, dict):
-            return all(ready(v) for v in obj.values())
-        return True
-
-    while pending:
-        progress = False
-        for item in list(pending):
-            name, pos, node = item
-            if ready(node["args"]) and ready(node["kwargs"]):
-                args = _decode_structure(node["args"], decode)
-                kwargs = {k: _decode_structure(v, decode) for k, v in node["kwargs"].items()}
-                out = layers[name](args, **kwargs)
-                outputs[(name, pos)] = out if isinstance(out, list) else [out]
-                pending.remove(item)
-                progress = True
-        if not progress:
-            raise ValueError(f"model config: cannot connect the layers of "
-                             f"{config.get('name')!r}; the graph in the file is inconsistent")
-
-    def tensor(ref: list) -> KerasTensor:
-        return outputs[(ref[0], ref[1])][ref[2]]
-
-    ins = _map_refs(config["input_layers"], tensor)
-    outs = _map_refs(config["output_layers"], tensor)
-    return Functional(ins, outs, name=config.get("name"), trainable=config.get("trainable",
-                                                                                 True))
-
-
-def _is_ref(obj: Any) -> bool:
-    return isinstance(obj, list) and len(obj) == 3 and isinstance(obj[0], str) and \
-        isinstance(obj[1], int) and isinstance(obj[2], int)
-
-
-def _map_refs(obj: Any, fn: Any) -> Any:
-    if _is_ref(obj):
-        return fn(obj)
-    return [_map_refs(o, fn) for o in obj]
-
-
-def _decode_structure(obj: Any, decode: Any) -> Any:
-    if isinstance(obj, dict) and "__keras_tensor__" in obj:
-        return decode(obj)
-    if isinstance(obj, list):
-        return [_decode_structure(o, decode) for o in obj]
-    if isinstance(obj, dict):
-        return {k: _decode_structure(v, decode) for k, v in obj.items()}
-    return obj
 
 
 # --------------------------------------------------------------------------- weights
@@ -222,24 +95,19 @@ def _arrays(model: Layer) -> dict[str, np.ndarray]:
     return {path: np.ascontiguousarray(w.numpy()) for path, w in weight_dict(model).items()}
 
 
-def _assign(model: Layer, arrays: dict, source: str, skip_mismatch: bool = False) -> None:
+def _assign(model: Layer, arrays: dict, source: str, skip_mismatch: bool = False,
+            error: type[ValueError] = ValueError) -> None:
+    """Copy file arrays into the model's weights; names and shapes are all checked first."""
+    _check_keys(model, arrays, source, error)
     own = weight_dict(model)
-    missing = [k for k in own if k not in arrays]
-    unexpected = [k for k in arrays if k not in own]
-    if missing or unexpected:
-        raise ValueError(
-            f"{source}: the saved weights do not match model {model.name!r}: missing "
-            f"{missing[:10]}{' ...' if len(missing) > 10 else ''}, unexpected "
-            f"{unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}. Was the file saved "
-            f"from a model with the same layers?")
+    for path, w in own.items():
+        if tuple(np.shape(arrays[path])) != w.shape and not skip_mismatch:
+            raise error(f"{source}: weight {path!r} has shape {np.shape(arrays[path])} in the "
+                        f"file but {w.shape} in the model")
     for path, w in own.items():
         arr = np.asarray(arrays[path])
-        if tuple(arr.shape) != w.shape:
-            if skip_mismatch:
-                continue
-            raise ValueError(f"{source}: weight {path!r} has shape {arr.shape} in the file but "
-                             f"{w.shape} in the model")
-        w.assign(arr)
+        if tuple(arr.shape) == w.shape:
+            w.assign(arr)
 
 
 # --------------------------------------------------------------------------- optimizer state
@@ -444,115 +312,165 @@ def _read_head(path: str) -> bytes:
         return f.read(8)
 
 
-def _h5_arrays(group: Any) -> dict:
-    out = {}
+def _check_keys(model: Layer, names: Any, source: str, error: type[ValueError]) -> None:
+    """Refuse a file whose weight names differ from the model's (before any data is read)."""
+    own = weight_dict(model)
+    missing = [k for k in own if k not in names]
+    unexpected = [k for k in names if k not in own]
+    if missing or unexpected:
+        raise error(
+            f"{source}: the saved weights do not match model {model.name!r}: missing "
+            f"{missing[:10]}{' ...' if len(missing) > 10 else ''}, unexpected "
+            f"{unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}. Was the file saved "
+            f"from a model with the same layers?")
 
-    def visit(name: str, obj: Any) -> None:
-        if hasattr(obj, "shape") and hasattr(obj, "dtype"):
-            out[name] = np.asarray(obj[()])
 
-    group.visititems(visit)
-    return out
+def _file_error(path: str) -> type[ValueError]:
+    """The format error of a model file, judged by its name (for files that are neither)."""
+    from ..io.errors import H5FileError, KerasFileError
+
+    return H5FileError if path.endswith((".h5", ".hdf5")) else KerasFileError
 
 
 def load_model(filepath: Any, custom_objects: dict | None = None, compile: bool = True) -> Any:
-    """Rebuild a model saved by `model.save` (.keras or .h5); it predicts as the original."""
-    from .models import model_from_config
+    """Rebuild a model saved by `model.save` (.keras or .h5); it predicts as the original.
+
+    The file is never trusted: sizes are checked before allocation, the config before a layer
+    is built, weight shapes against the rebuilt model before an `.h5` dataset is read, and an
+    `.h5` may not reach outside itself. A damaged or hostile file raises `KerasFileError`
+    (.keras) or `H5FileError` (.h5), ValueErrors whose message names the file.
+    """
+    from ..io import keras_files
+    from ..io.errors import H5FileError, KerasFileError
 
     path = os.fspath(filepath)
     head = _read_head(path)
     if head.startswith(_ZIP_MAGIC):
-        config, weights, opt = _read_zip(path)
-    elif head.startswith(_HDF5_MAGIC):
-        config, weights, opt = _read_h5(path)
-    else:
-        hint = (" It looks like a safetensors weights file: build the model and call "
-                "model.load_weights() instead." if path.endswith(".safetensors") else "")
-        raise ValueError(f"load_model: cannot read {path!r}: it is neither a .keras archive "
-                         f"(zip) nor an HDF5 (.h5) file (first bytes {head!r}).{hint}")
+        archive = keras_files.read_keras_zip(path)
+        return _rebuild(path, archive.config, archive.weight_elements,
+                        lambda model: (archive.weights, archive.optimizer), KerasFileError,
+                        custom_objects, compile)
+    if head.startswith(_HDF5_MAGIC):
+        with keras_files.open_h5(path) as h5:
+            config = _h5_config(h5)
+            datasets = h5.datasets("model_weights")
+            opt = h5.datasets("optimizer_weights") if h5.has_group("optimizer_weights") else None
+
+            def read(model: Any) -> tuple:
+                where = f"load_model({path!r})"
+                _check_keys(model, datasets, where, H5FileError)
+                own = weight_dict(model)
+                weights = h5.read(datasets, {k: w.shape for k, w in own.items()})
+                largest = max((int(np.prod(w.shape)) for w in own.values()), default=0)
+                for name, dataset in (opt or {}).items():
+                    if int(np.prod(dataset.shape)) > largest:
+                        raise H5FileError(f"{where}: optimizer dataset {name!r} has shape "
+                                          f"{dataset.shape}, larger than any model weight",
+                                          path)
+                return weights, h5.read(opt) if opt is not None else None
+
+            return _rebuild(path, config, keras_files.dataset_elements(datasets), read,
+                            H5FileError, custom_objects, compile)
+    hint = (" It looks like a safetensors weights file: build the model and call "
+            "model.load_weights() instead." if path.endswith(".safetensors") else "")
+    raise _file_error(path)(f"load_model: cannot read {path!r}: it is neither a .keras archive "
+                            f"(zip) nor an HDF5 (.h5) file (first bytes {head!r}).{hint}", path)
+
+
+def _h5_config(h5: Any) -> dict:
+    """The model config of an open `.h5` (with its compile config and optimizer state)."""
+    if not h5.has_attr("model_config"):
+        raise h5.fail("an HDF5 file without a model configuration (a weights-only file? use "
+                      "model.load_weights())")
+    config = h5.attr_json("model_config")
+    if not isinstance(config, dict):
+        raise h5.fail(f"attribute 'model_config' must be a JSON object, got "
+                      f"{type(config).__name__}")
+    if h5.has_attr("training_config"):
+        config["compile_config"] = h5.attr_json("training_config")
+    if h5.has_attr("optimizer_state"):
+        config["optimizer_state"] = h5.attr_json("optimizer_state")
+    if not h5.has_group("model_weights"):
+        raise h5.fail("it has no model_weights group")
+    return config
+
+
+def _rebuild(path: str, config: Any, file_elements: int, read_weights: Any,
+             error: type[ValueError], custom_objects: dict | None, compile: bool) -> Any:
+    """Build the model from a file's config (checked first), then fill in its weights."""
+    from ..io import limits
+    from ..io.errors import ModelConfigError
+
+    where = f"load_model({path!r})"
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise error(f"{where}: the config does not describe a model (expected an object with "
+                    "a 'class_name')", path)
     compile_cfg = config.pop("compile_config", None)
     opt_meta = config.pop("optimizer_state", None)
     try:
+        needed = limits.check_model_config(config, where)
+        limits.check_config_against_weights(needed, file_elements, where)
+    except ModelConfigError as e:
+        raise error(str(e), path) from None
+    try:
         model = model_from_config(config, custom_objects)
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"load_model: the architecture in {path!r} cannot be rebuilt: "
-                         f"{type(e).__name__}: {e}") from None
-    _assign(model, weights, f"load_model({path!r})")
+    except Exception as e:  # any constructor may trip over a hostile value
+        raise error(f"{where}: the architecture in the file cannot be rebuilt: "
+                    f"{type(e).__name__}: {str(e)[:500]}", path) from e
+    if not getattr(model, "built", False):
+        raise error(f"{where}: the architecture in the file builds a model without weights "
+                    "(no input shape); expected the config of a built model", path)
+    weights, opt = read_weights(model)
+    _assign(model, weights, where, error=error)
     if compile and compile_cfg:
-        _compile_from_config(model, compile_cfg, custom_objects)
-        if opt_meta is not None and opt is not None:
-            _restore_optimizer(model, opt_meta, opt)
+        try:
+            if not isinstance(compile_cfg, dict):
+                raise TypeError(f"expected an object, got {type(compile_cfg).__name__}")
+            _compile_from_config(model, compile_cfg, custom_objects)
+            if opt_meta is not None and opt is not None:
+                if not isinstance(opt_meta, dict):
+                    raise TypeError(f"optimizer state must be an object, got "
+                                    f"{type(opt_meta).__name__}")
+                _restore_optimizer(model, opt_meta, opt)
+        except Exception as e:  # compile and optimizer configs come from the file too
+            raise error(f"{where}: the compile configuration or optimizer state in the file "
+                        f"is invalid: {type(e).__name__}: {str(e)[:500]}", path) from e
     return model
 
 
-def _read_zip(path: str) -> tuple:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            for required in ("config.json", "model.weights.safetensors"):
-                if required not in names:
-                    raise ValueError(f"load_model: {path!r} is a zip archive but not a .keras "
-                                     f"model: it has no {required}")
-            config = json.loads(zf.read("config.json"))
-            weights = st_load(zf.read("model.weights.safetensors"))
-            opt = st_load(zf.read("optimizer.safetensors")) if "optimizer.safetensors" in \
-                names else None
-    except zipfile.BadZipFile as e:
-        raise ValueError(f"load_model: {path!r} is not a valid .keras file (a damaged or "
-                         f"truncated zip archive: {e})") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"load_model: the config.json in {path!r} is not valid JSON: "
-                         f"{e}") from None
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"load_model: the config.json in {path!r} does not describe a model")
-    return config, weights, opt
-
-
-def _read_h5(path: str) -> tuple:
-    h5py = _import_h5py()
-    try:
-        with h5py.File(path, "r") as f:
-            if "model_config" not in f.attrs:
-                raise ValueError(f"load_model: {path!r} is an HDF5 file without a model "
-                                 f"configuration (a weights-only file? use "
-                                 f"model.load_weights())")
-            raw = f.attrs["model_config"]
-            config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-            if "training_config" in f.attrs:
-                tc = f.attrs["training_config"]
-                config["compile_config"] = json.loads(tc.decode() if isinstance(tc, bytes)
-                                                      else tc)
-            if "optimizer_state" in f.attrs:
-                config["optimizer_state"] = json.loads(f.attrs["optimizer_state"])
-            if "model_weights" not in f:
-                raise ValueError(f"load_model: {path!r} has no model_weights group")
-            weights = _h5_arrays(f["model_weights"])
-            opt = _h5_arrays(f["optimizer_weights"]) if "optimizer_weights" in f else None
-    except OSError as e:
-        raise ValueError(f"load_model: {path!r} is not a readable HDF5 file (damaged or "
-                         f"truncated?): {e}") from None
-    return config, weights, opt
-
-
 def load_weights(model: Any, filepath: Any, skip_mismatch: bool = False) -> None:
-    """Load weights saved by save_weights (or the weights inside a .keras / .h5 model file)."""
+    """Load weights saved by save_weights (or the weights inside a .keras / .h5 model file).
+
+    A damaged or hostile file raises its format's error (`KerasFileError`, `H5FileError`,
+    `SafetensorsError`); weights that do not fit the model raise ValueError naming them.
+    """
+    from ..io import keras_files
+    from ..io.errors import SafetensorsError
+
     path = os.fspath(filepath)
     head = _read_head(path)
+    where = f"load_weights({path!r})"
     if head.startswith(_ZIP_MAGIC):
-        _, arrays, _ = _read_zip(path)
+        arrays = keras_files.read_keras_zip(path).weights
     elif head.startswith(_HDF5_MAGIC):
-        h5py = _import_h5py()
-        try:
-            with h5py.File(path, "r") as f:
-                arrays = _h5_arrays(f["model_weights"] if "model_weights" in f else f)
-        except OSError as e:
-            raise ValueError(f"load_weights: {path!r} is not a readable HDF5 file: {e}") \
-                from None
+        with keras_files.open_h5(path) as h5:
+            datasets = h5.datasets("model_weights" if h5.has_group("model_weights") else None)
+            _check_keys(model, datasets, where, ValueError)
+
+            def mismatch(name: str, found: tuple, want: tuple) -> None:
+                if not skip_mismatch:
+                    raise ValueError(f"{where}: weight {name!r} has shape {found} in the file "
+                                     f"but {want} in the model")
+
+            expected = {k: w.shape for k, w in weight_dict(model).items()}
+            arrays = h5.read(datasets, expected, mismatch)
+        if skip_mismatch:
+            arrays = {**{k: np.zeros((0,)) for k in datasets if k not in arrays}, **arrays}
     else:
         try:
             with open(path, "rb") as f:
                 arrays = st_load(f.read())
-        except ValueError as e:
-            raise ValueError(f"load_weights: cannot read {path!r} as safetensors: {e}") \
-                from None
-    _assign(model, arrays, f"load_weights({path!r})", skip_mismatch)
+        except SafetensorsError as e:
+            raise SafetensorsError(f"load_weights: cannot read {path!r} as safetensors: {e}",
+                                   path) from None
+    _assign(model, arrays, where, skip_mismatch)

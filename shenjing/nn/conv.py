@@ -11,10 +11,11 @@ import math
 
 import numpy as np
 
+from ..dtypes import resolve_dtype
 from ..ops import conv as C
 from ..ops import pool as P
 from ..random import get_rng
-from ..tensor import Tensor, _resolve_dtype
+from ..tensor import Tensor
 from .module import Module, Parameter
 
 __all__ = [
@@ -54,7 +55,7 @@ class _ConvNd(Module):
         self.groups, self.padding_mode = int(groups), padding_mode
         self._frame_args = C.frame_args(self.stride, ((0, 0),) * nd if padding_mode != "zeros"
                                         else self._pads, self.dilation)
-        dt = _resolve_dtype(dtype) or np.dtype(np.float32)
+        dt = resolve_dtype(dtype) or np.dtype(np.float32)
         shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = Parameter(np.empty(shape, dtype=dt))
         if bias:
@@ -72,10 +73,10 @@ class _ConvNd(Module):
         rng = get_rng()
         fan_in = self.weight.shape[1] * math.prod(self.kernel_size)
         bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
-        w = self.weight.data
+        w = self.weight.numpy()
         w[...] = rng.uniform(-bound, bound, w.shape)
         if self.bias is not None:
-            self.bias.data[...] = rng.uniform(-bound, bound, self.bias.shape)
+            self.bias.numpy()[...] = rng.uniform(-bound, bound, self.bias.shape)
 
     def _label(self) -> str:
         return f"{type(self).__name__}(in_channels={self.in_channels})"

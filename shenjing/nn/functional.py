@@ -26,9 +26,10 @@ from ..ops.conv import (
 from ..ops.elementwise import LeakyRelu, Relu, Sigmoid, Tanh
 from ..ops.reduce import LogSoftmax, Softmax
 from ..random import Generator, get_rng
-from ..tensor import Tensor, _dim1
+from ..tensor import Tensor
 from ..tensor import one_hot as _one_hot
 from ..tensor import pad as _pad
+from ..tensor.args import norm_dim as _dim1
 from .losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -128,6 +129,32 @@ def tanh(input: Tensor) -> Tensor:
     return Tanh.apply(_float_input(input, "tanh"))
 
 
+# Compositions of Tensor ops (their gradients come from the autograd); the Keras
+# activations call these, so each formula exists once (softplus, mish, hardtanh and relu6
+# are in functional_more.py).
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
+
+
+def softsign(input: Tensor) -> Tensor:
+    """x / (1 + |x|)."""
+    x = _float_input(input, "softsign")
+    return x / (x.abs() + 1.0)
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """scale * elu(x, alpha) with the self-normalizing constants of Klambauer et al."""
+    return elu(_float_input(input, "selu"), _SELU_ALPHA) * _SELU_SCALE
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """relu6(x + 3) / 6: a piecewise-linear sigmoid."""
+    return (_float_input(input, "hardsigmoid") + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0)
+
+
+__all__ += ["softsign", "selu", "hardsigmoid"]
+
+
 def _softmax_dim(x: Tensor, dim, op: str) -> int:
     if dim is None:  # torch's legacy implicit choice, with its warning
         warnings.warn(f"Implicit dimension choice for {op} has been deprecated. Change the "
@@ -192,8 +219,20 @@ def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
 
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
               generator: Generator | None = None) -> Tensor:
-    """Zero whole channels of an (N, C, H, W) input (an (N, C, L) input works as 1-D)."""
-    return _feature_dropout(input, p, training, "dropout2d", (3, 4), generator)
+    """Zero whole channels of an (N, C, H, W) input. As torch: a 3-D input is taken as
+    (N, C, L) and other ranks (>= 2) drop along dims 0-1, each with a warning."""
+    x = _float_input(input, "dropout2d")
+    if x.ndim not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {x.ndim}-D input to dropout2d, which is "
+                      f"deprecated and will result in an error in a future release. To retain "
+                      f"the behavior and silence this warning, please use dropout instead.",
+                      stacklevel=2)
+    if x.ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that "
+                      "channel-wise 1D dropout behavior is desired - input is interpreted as "
+                      "shape (N, C, L), where C is the channel dim.", stacklevel=2)
+    ranks = (x.ndim,) if x.ndim >= 2 else (2, 3, 4)
+    return _feature_dropout(x, p, training, "dropout2d", ranks, generator)
 
 
 # ----------------------------------------------------------------------------- embedding
@@ -201,7 +240,7 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
 
 def check_indices(indices, num: int, op: str) -> np.ndarray:
     """The index array of `indices`, refusing float indices and indices outside [0, num)."""
-    idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    idx = indices.numpy() if isinstance(indices, Tensor) else np.asarray(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{op}: indices must be an integer tensor (int64), got dtype "
                         f"{idx.dtype}; convert with .long()")
@@ -246,12 +285,12 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None,
 def renorm_rows_(weight: Tensor, idx: np.ndarray, max_norm: float, norm_type: float) -> None:
     """Scale the referenced rows whose norm exceeds max_norm down to max_norm, in place."""
     rows = np.unique(idx)
-    w = weight.data[rows]
+    w = weight.numpy()[rows]
     norms = np.linalg.norm(w, ord=norm_type, axis=1)
     big = norms > max_norm
     if big.any():
         scale = (max_norm / (norms[big] + 1e-7)).astype(weight.dtype)
-        weight.data[rows[big]] = w[big] * scale[:, None]
+        weight.numpy()[rows[big]] = w[big] * scale[:, None]
 
 
 # ----------------------------------------------------------------------------- norms
@@ -275,14 +314,14 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         if t is not None and tuple(t.shape) != (c,):
             raise ValueError(f"batch_norm: {name} has shape {tuple(t.shape)} but the input "
                              f"{tuple(x.shape)} has {c} channels")
-    if training and x.data.size // c <= 1:
+    if training and x.numpy().size // c <= 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                          f"got input of shape {tuple(x.shape)}")
     if not training and (running_mean is None or running_var is None):
         raise ValueError("batch_norm: running_mean and running_var are needed when not "
                          "training")
-    rm = None if running_mean is None else running_mean.data
-    rv = None if running_var is None else running_var.data
+    rm = None if running_mean is None else running_mean.numpy()
+    rv = None if running_var is None else running_var.numpy()
     return nn_ops.BatchNorm.apply(x, weight, bias, running_mean=rm, running_var=rv,
                                   training=bool(training), momentum=float(momentum),
                                   eps=float(eps))
@@ -311,10 +350,24 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int],
 
 def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
         value: float | None = None) -> Tensor:
-    """Constant padding; `pad` lists (left, right) pairs starting from the last dim."""
+    """Pad with `mode` 'constant' (value), 'reflect', 'replicate' or 'circular'; `pad`
+    lists (left, right) pairs starting from the last dim."""
+    if mode in ("reflect", "replicate", "circular"):
+        from .functional_more import pad_by_index
+
+        return pad_by_index(_tensor(input, "pad"), pad, mode)
     return _pad(_tensor(input, "pad"), pad, mode=mode, value=0.0 if value is None else value)
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """int64 one-hot vectors along a new last dimension."""
     return _one_hot(tensor, num_classes)
+
+
+# torch.nn.functional's other names, defined beside the layers that use them
+from .attention import scaled_dot_product_attention  # noqa: E402
+from .conv_transpose import conv_transpose1d, conv_transpose2d  # noqa: E402
+from .functional_more import *  # noqa: E402,F401,F403
+from .functional_more import __all__ as _more_all  # noqa: E402
+
+__all__ += ["conv_transpose1d", "conv_transpose2d", "scaled_dot_product_attention", *_more_all]

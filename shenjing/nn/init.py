@@ -1,6 +1,6 @@
 """Weight initialization (torch.nn.init): in-place fills drawn from shenjing's generator.
 
-Every function writes into `tensor.data` without recording a graph and returns the tensor,
+Every function writes into `tensor.numpy()` without recording a graph and returns the tensor,
 so `init.kaiming_uniform_(layer.weight, a=math.sqrt(5))` works on Parameters. Samples are
 drawn in the tensor's own dtype, so a float32 weight never passes through float64, and
 all randomness comes from `shenjing.random.get_rng`, so `sj.manual_seed` reproduces it.
@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from ..autograd import no_grad
 from ..random import Generator, get_rng
 from ..tensor import Tensor
 
@@ -68,8 +69,8 @@ def _float_dtype(tensor: Tensor) -> np.dtype:
 
 
 def _write(tensor: Tensor, values: np.ndarray) -> Tensor:
-    tensor.data[...] = values
-    return tensor
+    with no_grad():
+        return tensor.copy_(values)
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
@@ -114,8 +115,7 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
-    tensor.data[...] = val
-    return tensor
+    return _write(tensor, val)
 
 
 def zeros_(tensor: Tensor) -> Tensor:

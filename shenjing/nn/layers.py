@@ -8,8 +8,9 @@ import math
 
 import numpy as np
 
+from ..dtypes import get_default_dtype, resolve_dtype
 from ..ops import nn_ops
-from ..tensor import Tensor, _resolve_dtype, get_default_dtype
+from ..tensor import Tensor
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -20,7 +21,7 @@ __all__ = ["Linear", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d"
 
 
 def _dtype(dtype) -> np.dtype:
-    dt = _resolve_dtype(dtype) or get_default_dtype()
+    dt = resolve_dtype(dtype) or get_default_dtype()
     if dt.kind != "f":
         raise TypeError(f"layers hold floating-point parameters; got dtype {dt}")
     return dt
@@ -215,7 +216,7 @@ class Embedding(Module):
             self.weight = Parameter(np.empty(shape, _dtype(dtype)), requires_grad=not _freeze)
             self.reset_parameters()
         else:
-            w = _weight.data if isinstance(_weight, Tensor) else np.asarray(_weight)
+            w = _weight.numpy() if isinstance(_weight, Tensor) else np.asarray(_weight)
             if w.shape != shape:
                 raise ValueError(f"Embedding: _weight has shape {w.shape}, expected {shape}")
             self.weight = Parameter(w, requires_grad=not _freeze)
@@ -223,13 +224,13 @@ class Embedding(Module):
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            self.weight.data[self.padding_idx] = 0
+            self.weight.numpy()[self.padding_idx] = 0
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx: int | None = None,
                         max_norm: float | None = None, norm_type: float = 2.0) -> "Embedding":
         """An Embedding holding `embeddings` (a 2-D tensor), frozen unless freeze=False."""
-        w = embeddings.data if isinstance(embeddings, Tensor) else np.asarray(embeddings)
+        w = embeddings.numpy() if isinstance(embeddings, Tensor) else np.asarray(embeddings)
         if w.ndim != 2:
             raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D, got shape "
                              f"{w.shape}")

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from ..ops import loss as L
-from ..tensor import Tensor, _wrap, tensor
+from ..tensor import Tensor, as_tensor, tensor
 from .module import Module
 
 __all__ = ["cross_entropy", "nll_loss", "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss",
@@ -39,7 +39,7 @@ def _input(x, op: str) -> Tensor:
 
 
 def _array(t) -> np.ndarray:
-    return t.data if isinstance(t, Tensor) else np.asarray(t)
+    return t.numpy() if isinstance(t, Tensor) else np.asarray(t)
 
 
 def _const(t, dtype, op: str, name: str) -> np.ndarray | None:
@@ -56,7 +56,7 @@ def _target_like(x: Tensor, target, op: str, same_shape: bool) -> Tensor:
     """The target as a Tensor of x's dtype; a shape mismatch raises (same_shape) or warns
     and broadcasts, as torch does."""
     if not isinstance(target, Tensor):
-        target = _wrap(np.asarray(target))
+        target = as_tensor(np.asarray(target))
     if target.dtype != x.dtype:
         if target.dtype.kind not in "fiub":
             raise TypeError(f"{op}: target must be numeric, got dtype {target.dtype}")
@@ -238,10 +238,10 @@ def binary_cross_entropy(input: Tensor, target, weight=None, *,
     """-w (y log p + (1 - y) log(1 - p)) for probabilities p; logs clamped at -100."""
     op = "binary_cross_entropy"
     x = _input(input, op)
-    if x.data.size and (x.data.min() < 0 or x.data.max() > 1):
+    if x.numpy().size and (x.numpy().min() < 0 or x.numpy().max() > 1):
         raise ValueError(f"{op}: all elements of input should be between 0 and 1 "
-                         f"(probabilities; found values in [{float(x.data.min()):.4g}, "
-                         f"{float(x.data.max()):.4g}]); use binary_cross_entropy_with_logits "
+                         f"(probabilities; found values in [{float(x.numpy().min()):.4g}, "
+                         f"{float(x.numpy().max()):.4g}]); use binary_cross_entropy_with_logits "
                          f"for raw scores")
     return _pointwise(L.BceLoss, x, target, op, reduction, same_shape=True,
                       weight=_const(weight, x.dtype, op, "weight"))

@@ -12,7 +12,13 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from ..tensor import Tensor, _resolve_dtype, _wrap
+from ..autograd import no_grad
+from ..dtypes import resolve_dtype
+from ..tensor import Tensor, as_tensor
+from .hooks import BackwardHook, RemovableHandle, add_hook
+
+_HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_pre_hooks",
+               "_forward_pre_hooks_with_kwargs", "_backward_hooks", "_backward_pre_hooks")
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "ModuleDict", "Identity"]
 
@@ -25,13 +31,10 @@ class Parameter(Tensor):
     def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
         if data is None:
             data = np.empty((0,), dtype=np.float32)
-        arr = data.data if isinstance(data, Tensor) else np.asarray(data)
+        arr = data.numpy() if isinstance(data, Tensor) else np.asarray(data)
         if arr.dtype.kind != "f":
             arr = arr.astype(np.float32)
-        self.data = arr
-        self.grad = None
-        self._ctx = None
-        self.requires_grad = False
+        self._init(arr, None, False)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -55,6 +58,8 @@ class Module:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        for name in _HOOK_DICTS:
+            object.__setattr__(self, name, OrderedDict())
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
@@ -121,7 +126,73 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward() method")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        d = self.__dict__
+        if not (d.get("_forward_hooks") or d.get("_forward_pre_hooks")
+                or d.get("_backward_hooks") or d.get("_backward_pre_hooks")):
+            return self.forward(*args, **kwargs)
+        return self._call_with_hooks(args, kwargs)
+
+    def _call_with_hooks(self, args: tuple, kwargs: dict):
+        """torch's order: pre-hooks, input side of backward hooks, forward, forward hooks,
+        output side of backward hooks."""
+        for hid, hook in list(self._forward_pre_hooks.items()):
+            if self._forward_pre_hooks_with_kwargs.get(hid):
+                res = hook(self, args, kwargs)
+                if res is not None:
+                    if not (isinstance(res, tuple) and len(res) == 2):
+                        raise RuntimeError("forward pre-hook with kwargs must return None or "
+                                           f"a tuple (new_args, new_kwargs), got {res!r}")
+                    args, kwargs = res
+            else:
+                res = hook(self, args)
+                if res is not None:
+                    args = res if isinstance(res, tuple) else (res,)
+        bw = None
+        if self._backward_hooks or self._backward_pre_hooks:
+            bw = BackwardHook(self, list(self._backward_hooks.values()),
+                              list(self._backward_pre_hooks.values()))
+            args = bw.setup_input_hook(args)
+        result = self.forward(*args, **kwargs)
+        for hid, hook in list(self._forward_hooks.items()):
+            if self._forward_hooks_with_kwargs.get(hid):
+                res = hook(self, args, kwargs, result)
+            else:
+                res = hook(self, args, result)
+            if res is not None:
+                result = res
+        return result if bw is None else bw.setup_output_hook(result)
+
+    # ------------------------------------------------------------------ hooks
+    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """hook(module, args) -> None or new args (with_kwargs: hook(module, args, kwargs)
+        -> None or (args, kwargs)), called before forward."""
+        return add_hook(self._forward_pre_hooks, hook, prepend,
+                        self._forward_pre_hooks_with_kwargs, with_kwargs)
+
+    def register_forward_hook(self, hook: Callable, *, prepend: bool = False,
+                              with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """hook(module, args, output) -> None or a replacement output (with_kwargs:
+        hook(module, args, kwargs, output)), called after forward."""
+        return add_hook(self._forward_hooks, hook, prepend, self._forward_hooks_with_kwargs,
+                        with_kwargs)
+
+    def register_full_backward_hook(self, hook: Callable,
+                                    prepend: bool = False) -> RemovableHandle:
+        """hook(module, grad_input, grad_output) -> None or replacement grad_input, called
+        once the gradients of all the module's positional tensor inputs are known."""
+        return add_hook(self._backward_hooks, hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook: Callable,
+                                        prepend: bool = False) -> RemovableHandle:
+        """hook(module, grad_output) -> None or replacement grad_output, called once the
+        gradients of the module's outputs are known, before they flow into the module."""
+        return add_hook(self._backward_pre_hooks, hook, prepend)
+
+    def register_backward_hook(self, hook: Callable) -> RemovableHandle:
+        """torch's deprecated non-full backward hook; here the same as the full one."""
+        return self.register_full_backward_hook(hook)
 
     # ------------------------------------------------------------------ traversal
     def named_modules(self, memo: set | None = None, prefix: str = "",
@@ -212,7 +283,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad.data[...] = 0
+                p.grad.numpy()[...] = 0
 
     def to(self, *args, **kwargs) -> "Module":
         """`to(dtype)` casts floating parameters and buffers in place; devices: 'cpu' only."""
@@ -224,12 +295,12 @@ class Module:
             else:
                 dtype = a
         if dtype is not None:
-            dt = _resolve_dtype(dtype)
+            dt = resolve_dtype(dtype)
             for t in list(self.parameters()) + list(self.buffers()):
-                if t.data.dtype.kind == "f":
-                    t.data = t.data.astype(dt)
+                if t.numpy().dtype.kind == "f":
+                    t.data = t.numpy().astype(dt)
                     if t.grad is not None:
-                        t.grad.data = t.grad.data.astype(dt)
+                        t.grad.data = t.grad.numpy().astype(dt)
         return self
 
     def float(self) -> "Module":
@@ -280,14 +351,22 @@ class Module:
             if key not in state_dict:
                 continue
             src = state_dict[key]
-            arr = src.data if isinstance(src, Tensor) else np.asarray(src)
+            try:
+                arr = src.numpy() if isinstance(src, Tensor) else np.asarray(src)
+            except (TypeError, ValueError) as e:  # ragged lists and the like
+                raise TypeError(f"load_state_dict: the value for {key!r} is not an array: "
+                                f"{e}") from None
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(f"load_state_dict: the value for {key!r} is a "
+                                f"{type(src).__name__} of dtype {arr.dtype}; expected a "
+                                "Tensor or a numeric array")
             cur = getattr(m, kind)[name]
             if cur is None:
                 if kind == "_parameters":
                     value = Parameter(np.array(arr, dtype=arr.dtype if arr.dtype.kind == "f"
                                                else np.float32))
                 else:
-                    value = _wrap(np.array(arr))
+                    value = as_tensor(np.array(arr))
                 setattr(m, name, value) if kind == "_parameters" else m.register_buffer(
                     name, value)
                 continue
@@ -296,7 +375,8 @@ class Module:
                     f"load_state_dict: size mismatch for {key!r}: the checkpoint has shape "
                     f"{tuple(arr.shape)}, the model expects {tuple(cur.shape)}"
                 )
-            cur.data[...] = arr
+            with no_grad():
+                cur.copy_(arr)
         return _IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ printing

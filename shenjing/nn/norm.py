@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import Tensor, _wrap
+from ..tensor import Tensor, as_tensor
 from . import functional as F
+from . import functional_more as FM
 from .layers import _dtype, _positive_int
 from .module import Module, Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
+           "InstanceNorm2d"]
 
 
 class _BatchNorm(Module):
@@ -45,9 +47,9 @@ class _BatchNorm(Module):
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if track_running_stats:
-            self.register_buffer("running_mean", _wrap(np.zeros(num_features, dt)))
-            self.register_buffer("running_var", _wrap(np.ones(num_features, dt)))
-            self.register_buffer("num_batches_tracked", _wrap(np.array(0, dtype=np.int64)))
+            self.register_buffer("running_mean", as_tensor(np.zeros(num_features, dt)))
+            self.register_buffer("running_var", as_tensor(np.ones(num_features, dt)))
+            self.register_buffer("num_batches_tracked", as_tensor(np.array(0, dtype=np.int64)))
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
@@ -55,16 +57,16 @@ class _BatchNorm(Module):
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
-            self.num_batches_tracked.data[...] = 0
+            self.running_mean.numpy()[...] = 0
+            self.running_var.numpy()[...] = 1
+            self.num_batches_tracked.numpy()[...] = 0
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
         if self.weight is not None:
-            self.weight.data[...] = 1
+            self.weight.numpy()[...] = 1
         if self.bias is not None:
-            self.bias.data[...] = 0
+            self.bias.numpy()[...] = 0
 
     def _check_input(self, x) -> None:
         c = self.num_features
@@ -77,9 +79,9 @@ class _BatchNorm(Module):
         self._check_input(x)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked.data)
+                factor = 1.0 / float(self.num_batches_tracked.numpy())
         use_batch_stats = self.training or self.running_mean is None
         keep_running = not self.training or self.track_running_stats
         return F.batch_norm(x, self.running_mean if keep_running else None,
@@ -142,3 +144,76 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
                 f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+
+
+class GroupNorm(Module):
+    """Normalize each sample over groups of channels and their positions; per-channel
+    affine (weight ones, bias zeros)."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
+                 affine: bool = True, device=None, dtype=None) -> None:
+        super().__init__()
+        self.num_groups = _positive_int(num_groups, "num_groups", "GroupNorm")
+        self.num_channels = _positive_int(num_channels, "num_channels", "GroupNorm")
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels={num_channels} must be divisible by "
+                             f"num_groups={num_groups}")
+        self.eps, self.affine = eps, affine
+        dt = _dtype(dtype)
+        if affine:
+            self.weight = Parameter(np.ones(num_channels, dt))
+            self.bias = Parameter(np.zeros(num_channels, dt))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        c = self.num_channels
+        if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[1] != c:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"GroupNorm({self.num_groups}, {c}): expected input of shape "
+                             f"(N, {c}, *), got {got}")
+        return FM.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class _InstanceNorm(_BatchNorm):
+    """Per-sample, per-channel normalization over positions; torch's defaults (no affine, no
+    running statistics) and buffer names. An unbatched input (C, *) is accepted."""
+
+    _spatial = 1
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False, track_running_stats: bool = False, device=None,
+                 dtype=None) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        c, nd = self.num_features, self._spatial
+        if not isinstance(x, Tensor) or x.ndim not in (nd + 1, nd + 2) or x.shape[-nd - 1] != c:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            dims = "L" if nd == 1 else "H, W"
+            raise ValueError(f"{type(self).__name__}({c}): expected input of shape "
+                             f"(N, {c}, {dims}) or ({c}, {dims}), got {got}")
+        unbatched = x.ndim == nd + 1
+        if unbatched:
+            x = x.unsqueeze(0)
+        use_input_stats = self.training or not self.track_running_stats
+        y = FM.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                             use_input_stats, 0.0 if self.momentum is None else self.momentum,
+                             self.eps)
+        return y.squeeze(0) if unbatched else y
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization of (N, C, L) or (C, L)."""
+
+    _spatial = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization of (N, C, H, W) or (C, H, W)."""
+
+    _spatial = 2

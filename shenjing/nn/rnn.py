@@ -18,6 +18,8 @@ from ..random import get_rng
 from ..tensor import Tensor, cat, stack
 from . import functional as F
 from .module import Module, Parameter
+from .rnn_packed import run_packed
+from .utils.rnn import PackedSequence
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
@@ -41,7 +43,7 @@ def _uniform_init(params, hidden_size: int) -> None:
     stdv = 1.0 / math.sqrt(hidden_size)
     rng = get_rng()
     for p in params:
-        p.data[...] = rng.uniform(-stdv, stdv, size=p.shape)
+        p.numpy()[...] = rng.uniform(-stdv, stdv, size=p.shape)
 
 
 class RNNBase(Module):
@@ -185,7 +187,11 @@ class RNNBase(Module):
         return x, h_n, c_n
 
     def forward(self, input: Tensor, hx: Tensor | None = None):
-        """Run the sequence; returns (output, h_n) with torch's shapes."""
+        """Run the sequence; returns (output, h_n) with torch's shapes. A PackedSequence
+        input gives a PackedSequence output."""
+        if isinstance(input, PackedSequence):
+            out, h_n, _ = run_packed(self, input, hx, None)
+            return out, h_n
         out, h_n, _ = self._run(input, hx, None)
         return out, h_n
 
@@ -250,6 +256,9 @@ class LSTM(RNNBase):
                 raise TypeError(f"LSTM: expected hx to be a tuple (h_0, c_0), got "
                                 f"{type(hx).__name__}")
             h0, c0 = hx
+        if isinstance(input, PackedSequence):
+            out, h_n, c_n = run_packed(self, input, h0, c0)
+            return out, (h_n, c_n)
         out, h_n, c_n = self._run(input, h0, c0)
         return out, (h_n, c_n)
 

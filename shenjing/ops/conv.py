@@ -23,16 +23,11 @@ from __future__ import annotations
 import math
 import sys
 import threading
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .. import autograd
-from ..autograd import Function
-
-if TYPE_CHECKING:
-    from ..tensor import Tensor
+from ..autograd.engine import Function, Tensor
 
 _Size = int | tuple  # an int for every spatial dim, or one per dim
 
@@ -266,7 +261,7 @@ def int_tuple(op: str, what: str, v, nd: int, minimum: int) -> tuple:
 
 def check_input(name: str, x, nd: int, channels: int | None = None) -> None:
     """x must be a (N, C, *S) or unbatched (C, *S) Tensor with `channels` channels."""
-    if not isinstance(x, autograd._Tensor):
+    if not isinstance(x, Tensor):
         raise TypeError(f"{name}: expected input to be a Tensor, got {type(x).__name__}")
     c = "C" if channels is None else str(channels)
     shape = tuple(x.shape)
@@ -315,7 +310,7 @@ def check_fits(name: str, spatial: tuple, pads: tuple, kernel: tuple, dilation: 
 
 
 def _conv(nd: int, op: str, x, w, b, stride, padding, dilation, groups):
-    if not isinstance(w, autograd._Tensor):
+    if not isinstance(w, Tensor):
         raise TypeError(f"{op}: expected weight to be a Tensor, got {type(w).__name__}")
     if w.ndim != nd + 2:
         raise ValueError(f"{op}: expected a {nd + 2}-D weight (out_channels, in_channels / "
@@ -324,7 +319,7 @@ def _conv(nd: int, op: str, x, w, b, stride, padding, dilation, groups):
         raise ValueError(f"{op}: groups={groups!r} must be a positive int dividing "
                          f"out_channels={w.shape[0]}")
     check_input(op, x, nd, w.shape[1] * groups)
-    if b is not None and (not isinstance(b, autograd._Tensor) or b.shape != (w.shape[0],)):
+    if b is not None and (not isinstance(b, Tensor) or b.shape != (w.shape[0],)):
         raise ValueError(f"{op}: expected a bias of shape ({w.shape[0]},), got "
                          f"{getattr(b, 'shape', type(b).__name__)}")
     if x.dtype != w.dtype or (b is not None and b.dtype != w.dtype):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, _unbroadcast
+from ..autograd.engine import Function, _unbroadcast
 
 __all__ = ["MatMul"]
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..autograd import Function
 
-__all__ = ["Reshape", "Permute", "Expand", "Repeat", "Cat", "Pad", "Flip", "GetItem",
+__all__ = ["Reshape", "Permute", "Expand", "Repeat", "Cat", "Pad", "Flip", "GetItem", "SetItem",
            "Gather"]
 
 
@@ -137,6 +137,31 @@ class GetItem(Function):
         else:
             np.add.at(gx, index, g)
         return gx
+
+
+class SetItem(Function):
+    """`a` with `a[index]` replaced by `v` (broadcast, cast to a's dtype), out of place: the
+    graph form of `x[index] = v` and `copy_` on a tensor inside the graph. The last write
+    wins where an integer index repeats, so v's gradient is taken where it was written."""
+
+    op_name = "setitem"
+
+    @staticmethod
+    def forward(ctx, a, v, index=None):
+        out = a.copy()
+        out[index] = v
+        ctx.meta = index
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        index = ctx.meta
+        ga = None
+        if ctx.needs_input_grad[0]:
+            ga = g.copy()
+            ga[index] = 0
+        gv = g[index] if ctx.needs_input_grad[1] else None  # apply sums it to v's shape
+        return ga, gv
 
 
 def along_axis_index(idx: np.ndarray, axis: int) -> tuple:

@@ -367,9 +367,9 @@ def max_pool_apply(nd, name, x, kernel_size, stride, padding, dilation, ceil_mod
     out = MaxPool.apply(x, kernel=k, stride=s, padding=p, dilation=d, ceil_mode=bool(ceil_mode))
     if not return_indices:
         return out
-    from ..tensor import _wrap
+    from ..tensor import as_tensor
     geo = _PoolGeom(x.shape, k, s, p, d, bool(ceil_mode))
-    return out, _wrap(_max_indices(x.data, out.data, geo))
+    return out, as_tensor(_max_indices(x.numpy(), out.numpy(), geo))
 
 
 def max_pool1d(input: Tensor, kernel_size: _Size, stride: _Size | None = None,
@@ -438,8 +438,8 @@ def adaptive_apply(nd: int, name: str, x, output_size, is_max: bool,
     out = (AdaptiveMaxPool if is_max else AdaptiveAvgPool).apply(x, output_size=osz)
     if not return_indices:
         return out
-    from ..tensor import _wrap
-    return out, _wrap(_adaptive_max_indices(x.data, out.data, osz))
+    from ..tensor import as_tensor
+    return out, as_tensor(_adaptive_max_indices(x.numpy(), out.numpy(), osz))
 
 
 def adaptive_avg_pool1d(input: Tensor, output_size: int) -> Tensor:

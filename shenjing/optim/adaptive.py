@@ -14,26 +14,18 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..backend import get_array_module
-from .optimizer import Optimizer, check_common, check_hparam, grad_for_update, next_step
+from .optimizer import (
+    Optimizer,
+    check_betas,
+    check_common,
+    check_hparam,
+    ema_square_,
+    grad_for_update,
+    lerp_,
+    next_step,
+)
 
 __all__ = ["Adam", "AdamW", "RMSprop", "Adagrad"]
-
-
-def _lerp_(dst: np.ndarray, end: np.ndarray, weight: float, tmp: np.ndarray) -> None:
-    """dst += weight * (end - dst), in place (torch's lerp_ for the usual small weights)."""
-    xp = get_array_module(dst)
-    xp.subtract(end, dst, out=tmp)
-    tmp *= weight
-    dst += tmp
-
-
-def _addcmul_sq_(dst: np.ndarray, g: np.ndarray, decay: float, tmp: np.ndarray) -> None:
-    """dst = decay * dst + (1 - decay) * g * g, in place (an EMA of the squared gradient)."""
-    xp = get_array_module(dst)
-    dst *= decay
-    xp.multiply(g, 1.0 - decay, out=tmp)
-    tmp *= g
-    dst += tmp
 
 
 class Adam(Optimizer):
@@ -51,12 +43,7 @@ class Adam(Optimizer):
                  decoupled_weight_decay: bool = False) -> None:
         name = type(self).__name__
         check_common(name, lr, weight_decay, eps)
-        betas = tuple(betas)
-        if len(betas) != 2:
-            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
-        for i, beta in enumerate(betas):
-            check_hparam(name, 0.0 <= beta < 1.0, f"beta parameter at index {i}", "betas",
-                         betas, f"betas[{i}] in [0, 1)")
+        betas = check_betas(name, betas)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize,
                         decoupled_weight_decay=decoupled_weight_decay)
@@ -95,8 +82,8 @@ def _adam_kernel(x, g, m, v, v_max, tmp1, tmp2, lr: float, beta1: float, beta2: 
     if weight_decay != 0 and decoupled:
         x *= 1.0 - lr * weight_decay
     g = grad_for_update(g, x, 0.0 if decoupled else weight_decay, maximize, tmp1)
-    _lerp_(m, g, 1.0 - beta1, tmp2)
-    _addcmul_sq_(v, g, beta2, tmp2)
+    lerp_(m, g, 1.0 - beta1, tmp2)
+    ema_square_(v, g, beta2, tmp2)
     if v_max is not None:
         xp.maximum(v_max, v, out=v_max)
         v = v_max
@@ -127,17 +114,22 @@ class RMSprop(Optimizer):
     `v = alpha * v + (1 - alpha) * g²`; centered subtracts the squared EMA of g,
     `avg = sqrt(v - ḡ²) + eps` (else `sqrt(v) + eps`); with momentum `b = momentum * b +
     g / avg` and `p -= lr * b`, otherwise `p -= lr * g / avg`.
+
+    `eps_inside_sqrt=True` (a shenjing option, not torch's) adds eps under the root instead,
+    `avg = sqrt(v - ḡ² + eps)`, which is where Keras 3's RMSprop puts it.
     """
 
     def __init__(self, params: Iterable, lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0, momentum: float = 0,
-                 centered: bool = False, *, maximize: bool = False) -> None:
+                 centered: bool = False, *, maximize: bool = False,
+                 eps_inside_sqrt: bool = False) -> None:
         check_common("RMSprop", lr, weight_decay, eps)
         check_hparam("RMSprop", momentum >= 0.0, "momentum value", "momentum", momentum,
                      "momentum >= 0")
         check_hparam("RMSprop", alpha >= 0.0, "alpha value", "alpha", alpha, "alpha >= 0")
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                        momentum=momentum, centered=centered, maximize=maximize)
+                        momentum=momentum, centered=centered, maximize=maximize,
+                        eps_inside_sqrt=eps_inside_sqrt)
         super().__init__(params, defaults)
 
     def _update(self, group: dict[str, Any]) -> None:
@@ -148,6 +140,7 @@ class RMSprop(Optimizer):
         momentum = float(group["momentum"])
         centered = bool(group["centered"])
         maximize = bool(group["maximize"])
+        eps_inside_sqrt = bool(group.get("eps_inside_sqrt", False))
         for p, x, g in self._params_with_grad(group):
             state = self.state[p]
             if len(state) == 0:
@@ -161,22 +154,28 @@ class RMSprop(Optimizer):
             grad_avg = _state_array(state, "grad_avg", x) if centered else None
             buf = _state_array(state, "momentum_buffer", x) if momentum > 0 else None
             self._apply(_rmsprop_kernel, [x, g, state["square_avg"], grad_avg, buf], lr, alpha,
-                        eps, weight_decay, momentum, maximize)
+                        eps, weight_decay, momentum, maximize, eps_inside_sqrt)
 
 
 def _rmsprop_kernel(x, g, square_avg, grad_avg, buf, tmp1, tmp2, lr: float, alpha: float,
-                    eps: float, weight_decay: float, momentum: float, maximize: bool) -> None:
+                    eps: float, weight_decay: float, momentum: float, maximize: bool,
+                    eps_inside_sqrt: bool) -> None:
     xp = get_array_module(x)
     g = grad_for_update(g, x, weight_decay, maximize, tmp1)
-    _addcmul_sq_(square_avg, g, alpha, tmp2)
+    ema_square_(square_avg, g, alpha, tmp2)
     if grad_avg is not None:  # centered: avg = sqrt(E[g^2] - E[g]^2) + eps
-        _lerp_(grad_avg, g, 1.0 - alpha, tmp2)
+        lerp_(grad_avg, g, 1.0 - alpha, tmp2)
         xp.multiply(grad_avg, grad_avg, out=tmp2)
         xp.subtract(square_avg, tmp2, out=tmp2)
-        xp.sqrt(tmp2, out=tmp2)
+        v = tmp2
     else:
-        xp.sqrt(square_avg, out=tmp2)
-    tmp2 += eps
+        v = square_avg
+    if eps_inside_sqrt:  # Keras 3: sqrt(v + eps)
+        xp.add(v, eps, out=tmp2)
+        xp.sqrt(tmp2, out=tmp2)
+    else:  # torch: sqrt(v) + eps
+        xp.sqrt(v, out=tmp2)
+        tmp2 += eps
     if buf is not None:
         buf *= momentum
         xp.divide(g, tmp2, out=tmp2)
@@ -217,8 +216,8 @@ class Adagrad(Optimizer):
     def _init_state(self, p, group: dict[str, Any]) -> dict:
         state = self.state[p]
         state["step"] = np.float32(0.0)
-        xp = get_array_module(p.data)
-        state["sum"] = xp.full_like(p.data, float(group["initial_accumulator_value"]))
+        x = p.numpy()
+        state["sum"] = get_array_module(x).full_like(x, float(group["initial_accumulator_value"]))
         return state
 
     def _update(self, group: dict[str, Any]) -> None:

@@ -19,7 +19,9 @@ from typing import Any, Callable, Iterable, Sequence
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR",
-           "CosineAnnealingLR", "OneCycleLR", "ReduceLROnPlateau"]
+           "CosineAnnealingLR", "OneCycleLR", "ReduceLROnPlateau", "MultiplicativeLR",
+           "ConstantLR", "LinearLR", "PolynomialLR", "CyclicLR", "CosineAnnealingWarmRestarts",
+           "SequentialLR", "ChainedScheduler"]
 
 EPOCH_DEPRECATION_WARNING = (
     "The epoch parameter in `scheduler.step()` is deprecated; call `scheduler.step()` "
@@ -28,13 +30,13 @@ EPOCH_DEPRECATION_WARNING = (
 )
 
 
-def _check_optimizer(owner: str, optimizer: Any) -> None:
+def check_optimizer(owner: str, optimizer: Any) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{owner}: expected a shenjing.optim.Optimizer, got "
                         f"{type(optimizer).__name__}")
 
 
-def _per_group(owner: str, name: str, optimizer: Optimizer, value: Any) -> list:
+def per_group(owner: str, name: str, optimizer: Optimizer, value: Any) -> list:
     """One value per parameter group: a list/tuple of that length, or one value for all."""
     n = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
@@ -59,7 +61,7 @@ class LRScheduler:
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         name = type(self).__name__
-        _check_optimizer(name, optimizer)
+        check_optimizer(name, optimizer)
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -113,13 +115,18 @@ class LRScheduler:
                 "otherwise the first value of the learning rate schedule is skipped.",
                 UserWarning, stacklevel=2)
         self._step_count += 1
+        if epoch is not None:
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        """Move to the next epoch (or to `epoch`, closed form) and set the groups' lr."""
         self._get_lr_called_within_step = True
         try:
             if epoch is None:
                 self.last_epoch += 1
                 values = self.get_lr()
             else:
-                warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
                 self.last_epoch = epoch
                 closed_form = getattr(self, "_get_closed_form_lr", None)
                 values = closed_form() if closed_form is not None else self.get_lr()
@@ -139,15 +146,20 @@ class LambdaLR(LRScheduler):
     def __init__(self, optimizer: Optimizer,
                  lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
                  last_epoch: int = -1) -> None:
-        _check_optimizer("LambdaLR", optimizer)
+        name = type(self).__name__
+        check_optimizer(name, optimizer)
         n = len(optimizer.param_groups)
         if isinstance(lr_lambda, (list, tuple)):
             if len(lr_lambda) != n:
-                raise ValueError(f"LambdaLR: expected {n} lr_lambdas (one per parameter "
+                raise ValueError(f"{name}: expected {n} lr_lambdas (one per parameter "
                                  f"group), but got {len(lr_lambda)}")
             self.lr_lambdas = list(lr_lambda)
         else:
             self.lr_lambdas = [lr_lambda] * n
+        for fn in self.lr_lambdas:
+            if not callable(fn):
+                raise TypeError(f"{name}: lr_lambda should be a function, but got "
+                                f"{type(fn).__name__}")
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self) -> dict[str, Any]:
@@ -286,7 +298,7 @@ class OneCycleLR(LRScheduler):
                  final_div_factor: float = 1e4, three_phase: bool = False,
                  last_epoch: int = -1) -> None:
         name = "OneCycleLR"
-        _check_optimizer(name, optimizer)
+        check_optimizer(name, optimizer)
         self.optimizer = optimizer
         if total_steps is not None:
             if not isinstance(total_steps, int) or total_steps <= 0:
@@ -323,7 +335,7 @@ class OneCycleLR(LRScheduler):
                 _phase(warm_end, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                 _phase(n - 1, "max_lr", "min_lr", "base_momentum", "max_momentum"),
             ]
-        max_lrs = _per_group(name, "max_lr", optimizer, max_lr)
+        max_lrs = per_group(name, "max_lr", optimizer, max_lr)
         if last_epoch == -1:
             for lr, group in zip(max_lrs, optimizer.param_groups):
                 group["initial_lr"] = lr / div_factor
@@ -336,8 +348,8 @@ class OneCycleLR(LRScheduler):
                                  f"`cycle_momentum` option enabled ({type(optimizer).__name__} "
                                  "has neither); pass cycle_momentum=False")
             self.use_beta1 = "betas" in optimizer.defaults
-            max_momentums = _per_group(name, "max_momentum", optimizer, max_momentum)
-            base_momentums = _per_group(name, "base_momentum", optimizer, base_momentum)
+            max_momentums = per_group(name, "max_momentum", optimizer, max_momentum)
+            base_momentums = per_group(name, "base_momentum", optimizer, base_momentum)
             if last_epoch == -1:
                 for m_max, m_base, group in zip(max_momentums, base_momentums,
                                                 optimizer.param_groups):
@@ -404,11 +416,11 @@ class ReduceLROnPlateau(LRScheduler):
         name = "ReduceLROnPlateau"
         if factor >= 1.0:
             raise ValueError(f"{name}: factor should be < 1.0, got factor={factor!r}")
-        _check_optimizer(name, optimizer)
+        check_optimizer(name, optimizer)
         self.factor = factor
         self.optimizer = optimizer
         if isinstance(min_lr, (list, tuple)):
-            self.min_lrs = _per_group(name, "min_lr", optimizer, min_lr)
+            self.min_lrs = per_group(name, "min_lr", optimizer, min_lr)
             self.default_min_lr = None
         else:
             self.default_min_lr = min_lr
@@ -491,3 +503,16 @@ class ReduceLROnPlateau(LRScheduler):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.__dict__.update(state_dict)
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)
+
+
+# More schedules, in their own module to keep this one short; importable from here as in torch.
+from .schedulers import (  # noqa: E402
+    ChainedScheduler,
+    ConstantLR,
+    CosineAnnealingWarmRestarts,
+    CyclicLR,
+    LinearLR,
+    MultiplicativeLR,
+    PolynomialLR,
+    SequentialLR,
+)

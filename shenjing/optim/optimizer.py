@@ -11,7 +11,9 @@ Semantics follow `torch.optim.Optimizer` (single-tensor, CPU code path):
   a float32 step tensor. `load_state_dict` copies the arrays, so two optimizers never share
   state (torch's `load_state_dict` may alias them).
 
-Updates run on the raw arrays in place with `out=` ufuncs and never record a graph.
+Updates run on the raw arrays in place with `out=` ufuncs and never record a graph. Every
+write into a parameter goes through an array obtained from `Optimizer._param_array(p)`, the
+one place an optimizer gets write access to a parameter's storage.
 Hyper-parameters are turned into Python floats before they touch an array, so a float32
 parameter stays float32 whatever type the user gave the learning rate. Each optimizer's
 arithmetic is one element-wise kernel over (param, grad, state..., two scratch arrays);
@@ -31,11 +33,12 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..autograd import enable_grad
+from ..autograd import enable_grad, no_grad
 from ..backend import get_array_module
 from ..tensor import Tensor
 
-__all__ = ["Optimizer", "required"]
+__all__ = ["Optimizer", "required", "check_betas", "check_common", "check_hparam",
+           "ema_square_", "grad_for_update", "lerp_", "next_step", "scalar_state"]
 
 _CHUNK = 1 << 17  # elements per slice when a big parameter is updated slice by slice
 _CHUNK_ABOVE = 1 << 20  # parameters with more elements than this are updated by slices
@@ -78,6 +81,27 @@ def check_common(owner: str, lr: Any, weight_decay: Any, eps: Any | None = None)
         check_hparam(owner, eps >= 0.0, "epsilon value", "eps", eps, "eps >= 0")
 
 
+def check_betas(owner: str, betas: Any) -> tuple[float, float]:
+    """The pair (beta1, beta2), each in [0, 1), as torch's Adam-family checks."""
+    betas = tuple(betas)
+    if len(betas) != 2:
+        raise ValueError(f"{owner}: betas must be a pair (beta1, beta2), got {betas!r}")
+    for i, beta in enumerate(betas):
+        check_hparam(owner, 0.0 <= beta < 1.0, f"beta parameter at index {i}", "betas",
+                     betas, f"betas[{i}] in [0, 1)")
+    return betas
+
+
+def scalar_state(value: float) -> np.floating:
+    """A per-parameter scalar kept as torch keeps its 0-d state tensors (NAdam's mu_product,
+    ASGD's eta and mu): float64 when the default dtype is float64, else float32, so the
+    rounding, and hence the trajectory, is torch's."""
+    from .. import zeros  # late: the package imports optim
+
+    dtype = np.float64 if zeros(()).numpy().dtype == np.float64 else np.float32
+    return dtype(value)
+
+
 def grad_for_update(g: np.ndarray, x: np.ndarray, weight_decay: float, maximize: bool,
                     out: np.ndarray) -> np.ndarray:
     """The gradient an update uses: negated when maximizing, plus L2 decay `weight_decay * x`.
@@ -95,6 +119,47 @@ def grad_for_update(g: np.ndarray, x: np.ndarray, weight_decay: float, maximize:
     return g
 
 
+def lerp_(dst: np.ndarray, end: np.ndarray, weight: float, tmp: np.ndarray) -> None:
+    """dst += weight * (end - dst), in place (torch's lerp_ for the usual small weights)."""
+    xp = get_array_module(dst)
+    xp.subtract(end, dst, out=tmp)
+    tmp *= weight
+    dst += tmp
+
+
+def ema_square_(dst: np.ndarray, g: np.ndarray, decay: float, tmp: np.ndarray) -> None:
+    """dst = decay * dst + (1 - decay) * g * g, in place (an EMA of the squared gradient)."""
+    xp = get_array_module(dst)
+    dst *= decay
+    xp.multiply(g, 1.0 - decay, out=tmp)
+    tmp *= g
+    dst += tmp
+
+
+_TORCH_BACKEND_FLAGS = ("foreach", "fused", "capturable", "differentiable")
+
+
+def _accept_torch_flags(init: Callable) -> Callable:
+    """Wrap a subclass's `__init__` so that torch's implementation switches are accepted.
+
+    `foreach` and `fused` choose among torch kernels computing the same update: any value is
+    accepted and ignored. `capturable` (CUDA graphs) and `differentiable` (autograd through
+    the step) have no counterpart here: False is accepted, True refused.
+    """
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        for flag in _TORCH_BACKEND_FLAGS:
+            if kwargs.pop(flag, None) and flag in ("capturable", "differentiable"):
+                raise ValueError(f"{type(self).__name__}: {flag}=True is not supported (a "
+                                 f"torch CUDA/autograd option with no NumPy counterpart); "
+                                 f"leave {flag}=False")
+        return init(self, *args, **kwargs)
+
+    wrapper._accepts_torch_flags = True
+    return wrapper
+
+
 class Optimizer:
     """Base class of every optimizer: holds `param_groups` and per-parameter `state`.
 
@@ -107,6 +172,12 @@ class Optimizer:
         step = cls.__dict__.get("step")
         if step is not None and not getattr(step, "_marks_opt_called", False):
             cls.step = _mark_step(step)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_accepts_torch_flags", False):
+            cls.__init__ = _accept_torch_flags(init)
+
+    #: state keys holding a scalar (kept as a NumPy scalar by load_state_dict), besides "step"
+    _scalar_state_keys: tuple[str, ...] = ()
 
     def __init__(self, params: Iterable, defaults: dict[str, Any]) -> None:
         if isinstance(params, Tensor):
@@ -187,7 +258,8 @@ class Optimizer:
                     if set_to_none:
                         p.grad = None
                     else:
-                        p.grad.data.fill(0)
+                        with no_grad():
+                            p.grad.zero_()
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; `closure` re-evaluates the loss."""
@@ -210,7 +282,7 @@ class Optimizer:
             gt = p.grad
             if gt is None or not p.requires_grad:
                 continue
-            x, g = p.data, gt.data
+            x, g = self._param_array(p), gt.numpy()
             if g.shape != x.shape:
                 raise ValueError(
                     f"{type(self).__name__}.step: a parameter of shape {tuple(x.shape)} has a "
@@ -220,6 +292,18 @@ class Optimizer:
                 g = g.astype(x.dtype)
             out.append((p, x, g))
         return out
+
+    @staticmethod
+    def _param_array(p: Tensor) -> np.ndarray:
+        """The storage of parameter `p`, which an update then writes in place.
+
+        The only place where an optimizer takes write access to a parameter: every update
+        (the kernels run by `_apply`, LBFGS's steps) writes into an array returned here, so
+        this is where the parameter's autograd version is bumped: a graph that saved `p`
+        before the step then refuses to backward instead of using the new values (torch).
+        """
+        p._bump_version()
+        return p.numpy()
 
     def _apply(self, kernel: Callable, arrays: list, *scalars: Any) -> None:
         """Run an element-wise update `kernel(*arrays, tmp1, tmp2, *scalars)` in place.
@@ -303,7 +387,8 @@ class Optimizer:
         for k, v in state_dict["state"].items():
             if k in id_map:
                 p = id_map[k]
-                state[p] = {key: _cast_state(p, key, value) for key, value in v.items()}
+                state[p] = {key: _cast_state(p, key, value, self._scalar_state_keys)
+                            for key, value in v.items()}
             else:
                 state[k] = copy.deepcopy(v)
         new_groups = []
@@ -323,17 +408,27 @@ class Optimizer:
         return "\n".join(lines) + "\n)"
 
 
-def _cast_state(p: Tensor, key: Any, value: Any) -> Any:
-    """A private copy of one saved state value, arrays in the parameter's dtype."""
+def _cast_state(p: Tensor, key: Any, value: Any, scalar_keys: tuple = ()) -> Any:
+    """A private copy of one saved state value: "step" a np.float32, the keys in
+    `scalar_keys` NumPy scalars of their saved dtype, other arrays in the parameter's dtype,
+    lists element by element (LBFGS's history)."""
     if key == "step":
         return np.float32(float(value))
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    arr = value.data if isinstance(value, Tensor) else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast_state(p, None, v) for v in value)
+    arr = value.numpy() if isinstance(value, Tensor) else value
     if isinstance(arr, np.ndarray) or hasattr(arr, "__array__"):
         arr = np.array(np.asarray(arr))  # a private copy (asarray: foreign __array__)
-        if arr.dtype.kind == "f" and p.data.dtype.kind == "f":
-            arr = arr.astype(p.data.dtype, copy=False)
+        if key in scalar_keys:
+            if arr.size != 1:
+                raise ValueError(f"load_state_dict: state {key!r} must be a scalar, got an "
+                                 f"array of shape {arr.shape}")
+            return arr.reshape(())[()]
+        dtype = p.numpy().dtype
+        if arr.dtype.kind == "f" and dtype.kind == "f":
+            arr = arr.astype(dtype, copy=False)
         return arr
     return copy.deepcopy(value)
 

@@ -56,13 +56,15 @@ def _import_tensorboardx() -> Any:
 
 
 def _to_numpy(value: Any) -> np.ndarray:
-    """NumPy view of an ndarray, a shenjing Tensor (duck-typed on `.data`) or an array-like."""
+    """NumPy view of an ndarray, a shenjing Tensor (anything whose `.numpy()` gives an ndarray)
+    or an array-like."""
     if isinstance(value, np.ndarray):
         return value
-    data = getattr(value, "data", None)
-    if isinstance(data, np.ndarray):
-        return data
-    return np.asarray(value)
+    to_numpy = getattr(value, "numpy", None)
+    array = to_numpy() if callable(to_numpy) and hasattr(value, "requires_grad") else None
+    if not isinstance(array, np.ndarray):
+        array = getattr(value, "data", None)  # older duck-typed tensors: an ndarray `.data`
+    return array if isinstance(array, np.ndarray) else np.asarray(value)
 
 
 def _check_tag(method: str, tag: Any) -> None:

@@ -11,7 +11,9 @@ not the data.
 
 from __future__ import annotations
 
+import math
 import os
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from .._files import DownloadError, data_home, download_url, md5_bytes, read_maybe_gzip
+from ...io import limits
+from ...io.errors import IdxFileError
+from .._files import DownloadError, data_home, download_url, gunzip_bounded, md5_bytes
 from ..dataset import Dataset
 
-__all__ = ["IDX_SETS", "MNIST", "FashionMNIST", "load_idx_arrays", "read_idx"]
+__all__ = ["IDX_SETS", "MNIST", "FashionMNIST", "IdxFileError", "load_idx_arrays", "read_idx"]
+
+_GZIP_MAGIC = b"\x1f\x8b"
 
 # IDX type codes (third byte of the magic number) and the big-endian dtypes they stand for.
 _IDX_DTYPES = {
@@ -130,7 +136,8 @@ def read_idx(
         expected_md5: MD5 of the uncompressed bytes, or None to skip the check.
 
     Raises:
-        ValueError: wrong magic number, truncated or oversized data, checksum mismatch.
+        IdxFileError: (a ValueError) wrong magic number, truncated or oversized data, too many
+            dimensions, corrupt gzip, checksum mismatch; the message names the file.
     """
     array, raw = _parse_idx(Path(path), what, expected_magic)
     if expected_md5 is not None:
@@ -141,39 +148,79 @@ def read_idx(
 def _check_md5(path: Path, raw: bytes, expected: str, what: str) -> None:
     actual = md5_bytes(raw)
     if actual != expected:
-        raise ValueError(f"{what}: file {path} is corrupted: MD5 of its uncompressed bytes is "
-                         f"{actual}, expected {expected}{_AGAIN}")
+        raise IdxFileError(f"{what}: file {path} is corrupted: MD5 of its uncompressed bytes is "
+                           f"{actual}, expected {expected}{_AGAIN}", path)
+
+
+def _idx_bytes(path: Path, what: str) -> bytes:
+    """A file's IDX bytes; a .gz is decompressed no further than its header says it holds."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if not raw.startswith(_GZIP_MAGIC):
+        return raw
+    source = f"{what}: file {path}"
+    try:  # the header alone (at most 4 + 4 * 255 bytes) tells how long the data must be
+        head = zlib.decompressobj(wbits=31).decompress(raw, 4 + 4 * 255)
+    except zlib.error as e:
+        raise IdxFileError(f"{source} is a truncated or corrupted gzip file ({e}){_AGAIN}",
+                           path) from None
+    try:
+        _, _, _, expected = _header(head, path, what, None, complete=False)
+    except IdxFileError:  # not IDX inside: first say if the gzip itself is damaged
+        gunzip_bounded(raw, source, error=IdxFileError)
+        raise
+    return gunzip_bounded(raw, source, limit=expected, error=IdxFileError)
+
+
+def _header(
+    raw: bytes, path: Path, what: str, expected_magic: int | None, complete: bool = True
+) -> tuple[tuple[int, ...], np.dtype, int, int]:
+    """Shape, dtype, header length and total length declared by an IDX header, checked."""
+    if len(raw) < 4:
+        if not complete:
+            return (), np.dtype("u1"), 0, limits.MAX_FILE_BYTES
+        raise IdxFileError(f"{what}: file {path} is truncated: expected an IDX header, got "
+                           f"{len(raw)} bytes{_AGAIN}", path)
+    magic = int.from_bytes(raw[:4], "big")
+    if expected_magic is not None and magic != expected_magic:
+        raise IdxFileError(
+            f"{what}: file {path} has magic number 0x{magic:08x}, expected "
+            f"0x{expected_magic:08x} ({_describe_magic(expected_magic)}); is it the right file?",
+            path)
+    type_code, ndim = raw[2], raw[3]
+    if raw[:2] != b"\0\0" or type_code not in _IDX_DTYPES or ndim == 0:
+        raise IdxFileError(f"{what}: file {path} is not an IDX file (magic number "
+                           f"0x{magic:08x})", path)
+    if ndim > limits.MAX_NDIM:
+        raise IdxFileError(f"{what}: file {path} declares {ndim} dimensions, more than the "
+                           f"limit of {limits.MAX_NDIM}", path)
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        if not complete:
+            return (), np.dtype("u1"), header, limits.MAX_FILE_BYTES
+        raise IdxFileError(f"{what}: file {path} is truncated: expected a {header}-byte "
+                           f"header, got {len(raw)} bytes{_AGAIN}", path)
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    limits.check_shape(shape, f"{what}: file {path}", "the IDX header", IdxFileError)
+    dtype = _IDX_DTYPES[type_code]
+    return shape, dtype, header, header + math.prod(shape) * dtype.itemsize  # exact ints
 
 
 def _parse_idx(path: Path, what: str, expected_magic: int | None) -> tuple[np.ndarray, bytes]:
-    """The array in an IDX file and the file's uncompressed bytes; structure checked."""
-    raw = read_maybe_gzip(path, what)
-    if len(raw) < 4:
-        raise ValueError(f"{what}: file {path} is truncated: expected an IDX header, got "
-                         f"{len(raw)} bytes{_AGAIN}")
-    magic = int.from_bytes(raw[:4], "big")
-    if expected_magic is not None and magic != expected_magic:
-        raise ValueError(
-            f"{what}: file {path} has magic number 0x{magic:08x}, expected "
-            f"0x{expected_magic:08x} ({_describe_magic(expected_magic)}); is it the right file?"
-        )
-    type_code, ndim = raw[2], raw[3]
-    if raw[:2] != b"\0\0" or type_code not in _IDX_DTYPES or ndim == 0:
-        raise ValueError(f"{what}: file {path} is not an IDX file (magic number 0x{magic:08x})")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{what}: file {path} is truncated: expected a {header}-byte header, "
-                         f"got {len(raw)} bytes{_AGAIN}")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    dtype = _IDX_DTYPES[type_code]
-    expected = int(np.prod(shape)) * dtype.itemsize
-    got = len(raw) - header
+    """The array in an IDX file and the file's uncompressed bytes; structure checked.
+
+    The declared dimensions are multiplied as Python ints (no overflow) and compared with the
+    bytes actually present before any array is made.
+    """
+    raw = _idx_bytes(path, what)
+    shape, dtype, header, total = _header(raw, path, what, expected_magic)
+    expected, got = total - header, len(raw) - header
     if got != expected:
         kind = "truncated" if got < expected else "too long"
-        noun = "image" if ndim == 3 else "label" if ndim == 1 else "array"
-        raise ValueError(
+        noun = "image" if len(shape) == 3 else "label" if len(shape) == 1 else "array"
+        raise IdxFileError(
             f"{what}: file {path.name} is {kind}: expected {expected} bytes of {noun} data "
-            f"for shape {shape}, got {got} (in {path.parent}){_AGAIN}"
+            f"for shape {shape}, got {got} (in {path.parent}){_AGAIN}", path
         )
     array = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
     return array.astype(dtype.newbyteorder("=")), raw
@@ -205,7 +252,7 @@ def _locate(spec: IdxSet, name: str, root: str | os.PathLike | None, download: b
         dest = dirs[0] / f"{name}.gz"
 
         def check(tmp: Path) -> None:
-            actual = md5_bytes(read_maybe_gzip(tmp, spec.title))
+            actual = md5_bytes(_idx_bytes(tmp, spec.title))
             if actual != spec.md5[name]:
                 raise ValueError(f"MD5 of the uncompressed bytes is {actual}, "
                                  f"expected {spec.md5[name]}")
@@ -252,7 +299,7 @@ def load_idx_arrays(
     images, images_raw = _parse_idx(images_path, spec.title, IMAGES_MAGIC)
     labels, labels_raw = _parse_idx(labels_path, spec.title, LABELS_MAGIC)
     if len(labels) != len(images):
-        raise ValueError(
+        raise IdxFileError(
             f"{spec.title}: label file {labels_path} holds {len(labels)} labels but image file "
             f"{images_path} holds {len(images)} images; expected one label per image"
         )

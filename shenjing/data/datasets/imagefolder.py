@@ -10,13 +10,17 @@ sample order (and `class_to_idx`) is the same on every machine.
 from __future__ import annotations
 
 import os
+import struct
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ...io.errors import ImageFileError
 from ..dataset import Dataset
 
-__all__ = ["IMG_EXTENSIONS", "DatasetFolder", "ImageFolder", "default_loader", "pil_loader"]
+__all__ = ["IMG_EXTENSIONS", "DatasetFolder", "ImageFileError", "ImageFolder", "default_loader",
+           "pil_loader"]
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -24,23 +28,42 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 def pil_loader(path: str | os.PathLike) -> Any:
     """Open an image file and convert it to RGB (alpha is dropped, palettes expanded).
 
+    Images with more pixels than Pillow's `Image.MAX_IMAGE_PIXELS` (about 89 million; Pillow
+    itself only warns there and refuses at twice that) are refused before they are decoded:
+    a small file can declare a huge image (a decompression bomb).
+
     Raises:
-        OSError: the file is missing, not an image, or truncated; the message names it.
+        ImageFileError: (an OSError and a ValueError) the file is not an image, is truncated
+            or corrupt, or is a decompression bomb; the message names it.
     """
     try:
         from PIL import Image
     except ImportError as e:
         raise ImportError("ImageFolder needs Pillow to decode images: pip install pillow") from e
+    name = os.fspath(path)
     with open(path, "rb") as f:
         try:
-            image = Image.open(f)
+            with warnings.catch_warnings():  # a too-big image is refused just below instead
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(f)
+            limit = Image.MAX_IMAGE_PIXELS
+            width, height = image.size
+            if limit is not None and width * height > limit:
+                raise ImageFileError(
+                    f"image file {name!r} declares {width}x{height} = {width * height} pixels, "
+                    f"more than the limit of {limit} (PIL.Image.MAX_IMAGE_PIXELS): a possible "
+                    "decompression bomb; refusing to decode it", name)
             if image.mode == "P" and "transparency" in image.info:
                 image = image.convert("RGBA")  # same RGB; avoids Pillow's palette warning
             return image.convert("RGB")  # convert() decodes while the file is open
-        except (OSError, SyntaxError, ValueError) as e:  # PIL reports bad data as all three
-            raise OSError(f"cannot read image file {os.fspath(path)!r}: {e}; expected a "
-                          f"readable image ({', '.join(IMG_EXTENSIONS)}): delete or replace "
-                          "it") from e
+        except ImageFileError:
+            raise
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+                EOFError, IndexError, struct.error, MemoryError) as e:
+            # Pillow reports bad data as any of these
+            raise ImageFileError(f"cannot read image file {name!r}: {e}; expected a readable "
+                                 f"image ({', '.join(IMG_EXTENSIONS)}): delete or replace it",
+                                 name) from e
 
 
 default_loader = pil_loader
@@ -56,6 +79,27 @@ def find_classes(root: Path) -> tuple[list[str], dict[str, int]]:
         raise FileNotFoundError(f"ImageFolder: found no class folders in {root}; expected "
                                 "root/<class name>/<image files>")
     return classes, {name: i for i, name in enumerate(classes)}
+
+
+def _walk_once(top: Path) -> list[tuple[str, list[str]]]:
+    """(folder, sorted file names) for `top` and its sub-folders, links to folders followed,
+    each real folder visited once: a symbolic link loop (`a/b -> ..`) is followed once instead
+    of repeating the same files until the path gets too long."""
+    result, seen = [], set()
+    for folder, dirs, files in os.walk(top, followlinks=True):
+        try:
+            info = os.stat(folder)
+        except OSError:
+            dirs[:] = []
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            dirs[:] = []
+            continue
+        seen.add(key)
+        dirs.sort()
+        result.append((folder, sorted(files)))
+    return result
 
 
 class DatasetFolder(Dataset):
@@ -101,10 +145,8 @@ class DatasetFolder(Dataset):
         samples, empty = [], []
         for name in self.classes:
             found = []
-            for folder, dirs, files in os.walk(self.root / name, followlinks=True):
-                dirs.sort()
-                found += [os.path.join(folder, f) for f in sorted(files)
-                          if valid(os.path.join(folder, f))]
+            for folder, files in _walk_once(self.root / name):
+                found += [os.path.join(folder, f) for f in files if valid(os.path.join(folder, f))]
             if not found:
                 empty.append(name)
             samples += [(path, self.class_to_idx[name]) for path in found]

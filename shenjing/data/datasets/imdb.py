@@ -16,7 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .._files import MARKER_NAME, DownloadError, data_home, download_url, md5_file, safe_extract_tar
+from .._files import (
+    MARKER_NAME,
+    DownloadError,
+    check_folder_name,
+    data_home,
+    download_url,
+    md5_file,
+    safe_extract_tar,
+)
 from ..dataset import Dataset
 
 __all__ = ["IMDB", "extract_archive"]
@@ -47,8 +55,15 @@ def _find_layout(folder: Path, split: str) -> Path | None:
 def extract_archive(archive: str | os.PathLike) -> Path:
     """Safely extract `archive` into `$SHENJING_DATA/imdb/<name>/`, or reuse that folder.
 
+    `<name>` is the archive's file name without its .tar.gz-like suffix; a name that would be
+    empty, '.' or '..' is refused (it would make the folder the cache itself or its parent).
+
     Returns:
         The extraction folder.
+
+    Raises:
+        ArchiveError: (a ValueError) the archive is corrupt, unsafe or too big, or its name is
+            unusable; nothing outside the extraction folder is touched.
     """
     archive = Path(archive).expanduser()
     if not archive.is_file():
@@ -58,14 +73,14 @@ def extract_archive(archive: str | os.PathLike) -> Path:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
             break
-    dest = data_home() / "imdb" / name
+    dest = data_home() / "imdb" / check_folder_name(name, f"IMDB: archive {archive}")
     digest = md5_file(archive)
     marker = dest / MARKER_NAME
     if marker.is_file():
         try:
             if json.loads(marker.read_text()).get("md5") == digest:
                 return dest
-        except (json.JSONDecodeError, AttributeError):
+        except (ValueError, AttributeError, OSError):
             pass  # unreadable marker: extract again
     return safe_extract_tar(archive, dest, marker={"archive": str(archive), "md5": digest})
 

@@ -128,7 +128,7 @@ class ToPILImage(Transform):
     def __call__(self, pic: Any) -> Any:
         _require_pil("ToPILImage")
         if _is_tensor(pic):
-            arr = pic.data
+            arr = pic.numpy()
             arr = (arr[None] if arr.ndim == 2 else arr).transpose(1, 2, 0)
         else:
             arr = np.asarray(pic)

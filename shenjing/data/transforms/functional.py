@@ -173,7 +173,7 @@ def _apply_pil(img: Any, fn: Callable[[Any, Any], Any], fill: Any = None) -> Any
     if _is_pil(img):
         return fn(img, _pil_fill(img, fill))
     if _is_tensor(img):
-        return _wrap_tensor(_apply_planes(img.data, fn, fill, channels_last=False))
+        return _wrap_tensor(_apply_planes(img.numpy(), fn, fill, channels_last=False))
     if img.dtype == np.uint8 and (img.ndim == 2 or img.shape[2] <= 4):
         single = img.ndim == 3 and img.shape[2] == 1
         pil = Image.fromarray(img[..., 0] if single else img)
@@ -210,7 +210,7 @@ def _as_array(img: Any) -> tuple[np.ndarray, int, int]:
     if _is_pil(img):
         return np.array(img), 0, 1
     if _is_tensor(img):
-        return img.data, -2, -1
+        return img.numpy(), -2, -1
     return img, 0, 1
 
 
@@ -251,7 +251,7 @@ def to_tensor(pic: Any) -> Any:
 def normalize(tensor: Any, mean: Sequence[float], std: Sequence[float], inplace: bool = False
               ) -> Any:
     """(x - mean) / std per channel of a float [..., C, H, W] Tensor or CHW array."""
-    arr = tensor.data if _is_tensor(tensor) else np.asarray(tensor)
+    arr = tensor.numpy() if _is_tensor(tensor) else np.asarray(tensor)
     if arr.dtype.kind != "f":
         raise TypeError(f"Normalize: expected a float tensor, got dtype {arr.dtype}; apply "
                         "ToTensor() first")
@@ -456,7 +456,7 @@ def _to_float(img: Any) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
             hwc = np.rint(np.clip(x, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
             return Image.fromarray(hwc[..., 0] if hwc.shape[2] == 1 else hwc)
         return chw.astype(np.float32), back
-    arr = img.data if _is_tensor(img) else img
+    arr = img.numpy() if _is_tensor(img) else img
     integer = arr.dtype.kind in "iu"
     if _is_tensor(img):
         chw = arr if arr.ndim >= 3 else arr[None]
@@ -550,7 +550,7 @@ def to_grayscale(img: Any, num_output_channels: int = 1) -> Any:
     x, _ = _to_float(img)
     luma = _gray(_colour(x)[0])
     out = np.repeat(luma, num_output_channels, axis=-3)
-    arr = img.data if _is_tensor(img) else img
+    arr = img.numpy() if _is_tensor(img) else img
     if arr.dtype.kind in "iu":
         out = np.rint(out * 255)
     out = out.astype(arr.dtype, copy=False)

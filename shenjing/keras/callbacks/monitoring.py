@@ -10,6 +10,9 @@ from typing import Callable
 
 import numpy as np
 
+from ... import optim
+from ...nn.module import Parameter
+from ...optim import lr_scheduler
 from .base import Callback
 
 __all__ = ["monitor_mode", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau",
@@ -250,7 +253,14 @@ def set_lr(model, lr: float) -> None:
 
 
 class ReduceLROnPlateau(_Monitor):
-    """Multiply the learning rate by `factor` when `monitor` stalls for `patience` epochs."""
+    """Multiply the learning rate by `factor` when `monitor` stalls for `patience` epochs.
+
+    The decisions are made by the core's `optim.lr_scheduler.ReduceLROnPlateau`, stepped
+    once per epoch on a one-group optimizer that holds the model's learning rate. Keras counts
+    differently: it reduces when `wait >= patience` (the scheduler when more than `patience`
+    bad epochs passed) and its cooldown's last epoch already counts, so the scheduler gets
+    patience - 1 and cooldown - 1; `min_delta` is its absolute threshold.
+    """
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
                  verbose: int = 0, mode: str = "auto", min_delta: float = 1e-4,
@@ -269,12 +279,20 @@ class ReduceLROnPlateau(_Monitor):
         self.min_lr = float(min_lr)
         self.wait = 0
         self.cooldown_counter = 0
+        self._holder: optim.Optimizer | None = None
+        self._scheduler: lr_scheduler.ReduceLROnPlateau | None = None
 
     def on_train_begin(self, logs=None) -> None:
         self._op = None
         self._setup()
         self.wait = 0
         self.cooldown_counter = 0
+        self._holder = optim.SGD([Parameter(np.zeros(1, np.float32))], lr=get_lr(self.model))
+        self._scheduler = lr_scheduler.ReduceLROnPlateau(
+            self._holder, mode=self._op, factor=self.factor,
+            patience=max(self.patience - 1, 0), threshold=self.min_delta,
+            threshold_mode="abs", cooldown=max(self.cooldown - 1, 0), min_lr=self.min_lr,
+            eps=0.0)
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         logs = logs if logs is not None else {}
@@ -282,24 +300,19 @@ class ReduceLROnPlateau(_Monitor):
         current = self._current(logs)
         if current is None:
             return
-        if self.cooldown_counter > 0:
-            self.cooldown_counter -= 1
-            self.wait = 0
-        if self._is_improvement(current, self.best):
-            self.best = current
-            self.wait = 0
-        elif self.cooldown_counter <= 0:
-            self.wait += 1
-            if self.wait >= self.patience:
-                old = get_lr(self.model)
-                if old > np.float32(self.min_lr):
-                    new = max(old * self.factor, self.min_lr)
-                    set_lr(self.model, new)
-                    if self.verbose > 0:
-                        print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate "
-                              f"to {new}.")
-                    self.cooldown_counter = self.cooldown
-                    self.wait = 0
+        if self._scheduler is None:
+            self.on_train_begin()
+        group = self._holder.param_groups[0]
+        old = group["lr"] = get_lr(self.model)
+        self._scheduler.step(current)
+        self.best = self._scheduler.best
+        self.wait = self._scheduler.num_bad_epochs
+        self.cooldown_counter = self._scheduler.cooldown_counter
+        if group["lr"] != old:
+            set_lr(self.model, group["lr"])
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                      f"{group['lr']}.")
 
 
 class LearningRateScheduler(Callback):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import Registry, serialize
+from ..registry import Registry, custom_object_scope, serialize
 from ..registry import deserialize as _deserialize
 from .base import Input, InputLayer, KerasTensor, Layer
 from .conv import (
@@ -67,13 +67,17 @@ def concatenate(inputs: list, axis: int = -1, **kwargs: Any) -> Any:
 
 
 def deserialize(config: Any, custom_objects: dict | None = None) -> Layer:
-    """{'class_name': 'Dense', 'config': {...}} -> a Dense layer (models too)."""
-    if isinstance(config, dict) and config.get("class_name") in ("Sequential", "Functional",
-                                                                 "Model"):
-        from ..models import model_from_config
-
-        return model_from_config(config, custom_objects)
-    return _deserialize(REGISTRY, config, custom_objects)
+    """{'class_name': 'Dense', 'config': {...}} -> a Dense layer. Models are layers too:
+    Sequential and Functional are registered here by their modules, custom classes through
+    custom_objects or register_keras_serializable; a subclassed model saved with its build
+    shape is built again."""
+    with custom_object_scope(custom_objects):
+        layer = _deserialize(REGISTRY, config, custom_objects)
+    build_shape = config.get("build_input_shape") if isinstance(config, dict) else None
+    if build_shape is not None and not layer.built:
+        nested = isinstance(build_shape[0], list) if build_shape else False
+        layer.build([tuple(s) for s in build_shape] if nested else tuple(build_shape))
+    return layer
 
 
 serialize = serialize

@@ -8,9 +8,9 @@ Linear stores (out, in)), `trainable`, regularizers, `get_config`, and calls on 
 
 Channel layouts. Keras speaks channels-last (NHWC); `nn` convolutions speak NCHW. A layer
 that works natively channels-first (Conv2D, the poolings, BatchNormalization) says so with
-`_cf_mode`, and the model's executor keeps tensors channels-first from one such layer to
-the next, transposing only at the edges of a convolutional block (e.g. at Flatten). Called
-on its own, every layer takes and returns channels-last tensors.
+`_cf_mode` and implements `_call_cf`; a model plans once, when it is built, where tensors
+stay channels-first between such layers (see graph.py). Called on its own, every layer
+takes and returns channels-last tensors.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ import numpy as np
 
 from ...autograd import no_grad
 from ...nn.module import Module, Parameter
-from ...tensor import Tensor, _wrap
+from ...tensor import Tensor, as_tensor
 from .. import initializers, regularizers
 from ..registry import snake_case
+from .structure import cl_shape, flatten, map_structure, to_cf, to_cl
 from .weights import Weight, transpose_by
 
 __all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Node", "Weight", "unique_name",
@@ -46,45 +47,6 @@ def unique_name(base: str) -> str:
 def reset_names() -> None:
     """Forget the name counters (keras.backend.clear_session)."""
     _NAME_COUNTS.clear()
-
-
-# --------------------------------------------------------------------------- structures
-
-def map_structure(fn: Callable, obj: Any) -> Any:
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(map_structure(fn, o) for o in obj)
-    if isinstance(obj, dict):
-        return {k: map_structure(fn, v) for k, v in obj.items()}
-    return fn(obj)
-
-
-def flatten(obj: Any) -> list:
-    if isinstance(obj, (list, tuple)):
-        return [x for o in obj for x in flatten(o)]
-    if isinstance(obj, dict):
-        return [x for k in obj for x in flatten(obj[k])]
-    return [obj]
-
-
-def to_cf(x: Tensor) -> Tensor:
-    """Channels-last (N, ..., C) -> channels-first (N, C, ...); identity below 3 dims."""
-    if x.ndim < 3:
-        return x
-    return x.permute(0, x.ndim - 1, *range(1, x.ndim - 1))
-
-
-def to_cl(x: Tensor) -> Tensor:
-    """Channels-first (N, C, ...) -> channels-last (N, ..., C); identity below 3 dims."""
-    if x.ndim < 3:
-        return x
-    return x.permute(0, *range(2, x.ndim), 1)
-
-
-def cl_shape(shape: tuple) -> tuple:
-    """The channels-last shape of a channels-first shape."""
-    if len(shape) < 3:
-        return tuple(shape)
-    return (shape[0],) + tuple(shape[2:]) + (shape[1],)
 
 
 # --------------------------------------------------------------------------- symbolic tensors
@@ -183,7 +145,9 @@ class Layer(Module):
     """
 
     _cf_default = "no"  # "prefer": runs channels-first natively; "agnostic": either layout
+    _merges_in_any_layout = False  # several inputs held alike may stay as they are held
     _int_input = False  # True for layers that take integer ids (Embedding)
+    _config_class_name: str | None = None  # the saved class name, if not the class's own
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -292,7 +256,8 @@ class Layer(Module):
         arr = np.asarray(initializers.get(initializer)(keras_shape), dtype=np.float32)
         if axes is not None:
             arr = arr.transpose(axes)
-        getattr(owner, attr).data[...] = arr
+        with no_grad():
+            getattr(owner, attr).copy_(arr)
 
     @property
     def weights(self) -> list[Weight]:
@@ -367,7 +332,7 @@ class Layer(Module):
     def compute_output_shape(self, input_shape: Any) -> Any:
         """Shape inference; the default runs `call` once on zeros (batch of 1)."""
         def zeros(shape):
-            return _wrap(np.zeros(tuple(1 if s is None else s for s in shape),
+            return as_tensor(np.zeros(tuple(1 if s is None else s for s in shape),
                                   dtype=np.int64 if self._int_input else np.float32))
 
         dummy = map_structure(zeros, input_shape) if isinstance(input_shape, list) and \
@@ -403,7 +368,7 @@ class Layer(Module):
         def conv(v):
             if isinstance(v, KerasTensor) or v is None:
                 return v
-            t = v if isinstance(v, Tensor) else _wrap(np.asarray(v))
+            t = v if isinstance(v, Tensor) else as_tensor(np.asarray(v))
             if self._int_input:
                 return t
             if t.dtype != np.float32 and t.dtype.kind in "biuf":
@@ -412,36 +377,33 @@ class Layer(Module):
 
         return map_structure(conv, x)
 
-    def _forward(self, x: Any, cf: bool, training: bool, **kwargs: Any) -> tuple[Any, bool]:
-        """Run on real tensors; `cf` says x is channels-first. Returns (output, its cf)."""
-        if isinstance(cf, list):  # one flag per input: multi-input layers get channels-last
-            x = [to_cl(t) if f else t for t, f in zip(x, cf)]
-            cf = False
+    def _forward(self, x: Any, training: bool, channels_first: bool = False,
+                 **kwargs: Any) -> Any:
+        """Run on real tensors: prepare them, build on the first call, compute, regularize.
+
+        `channels_first` (decided by a model's plan, see graph.py) hands a channels-first
+        tensor to the layer's channels-first kernel `_call_cf`; otherwise `call` sees
+        Keras's channels-last layout.
+        """
         x = self._prepare(x)
-        single = isinstance(x, Tensor)
         if not self.built:
-            shape = (None,) + tuple(cl_shape(x.shape) if cf else x.shape)[1:] if single else \
-                map_structure(lambda t: (None,) + tuple(t.shape[1:]), x)
-            self._maybe_build(shape)
-        if single and not kwargs:
-            mode = self._cf_mode(x.ndim)
-            if mode == "prefer":
-                y = self._call_cf(x if cf else to_cf(x), training)
-                out_cf = isinstance(y, Tensor) and y.ndim >= 3
-            else:
-                if cf and mode != "agnostic":
-                    x, cf = to_cl(x), False
-                y = self._call_logical(x, training)
-                out_cf = cf and isinstance(y, Tensor) and y.ndim >= 3
+            self._maybe_build(_batchless_shape(x, channels_first))
+        if channels_first:
+            y = self._call_cf(x, training)
         else:
-            if cf:
-                x = map_structure(to_cl, x)
-            y, out_cf = self._call_logical(x, training, **kwargs), False
+            y = self._call_logical(x, training, **kwargs)
         if self.activity_regularizer is not None:
             first = flatten(y)[0]
             self._activity_losses = [self.activity_regularizer(first) / first.shape[0]] \
                 if training else []
-        return y, out_cf
+        return y
+
+    def _logits(self, x: Tensor) -> Tensor:
+        """The output before the final softmax (for layers with `_pre_activation`)."""
+        x = self._prepare(x)
+        if not self.built:
+            self._maybe_build(_batchless_shape(x, False))
+        return self._pre_activation(x)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not args:
@@ -453,8 +415,7 @@ class Layer(Module):
         training = bool(kwargs.pop("training", False) or False)
         kwargs.pop("mask", None)
         inputs = args[0] if len(args) == 1 else list(args)
-        y, cf = self._forward(inputs, False, training, **kwargs)
-        return map_structure(to_cl, y) if cf else y
+        return self._forward(inputs, training, **kwargs)
 
     def _symbolic_call(self, *args: Any, **kwargs: Any) -> Any:
         inputs = args[0]
@@ -515,6 +476,10 @@ class Layer(Module):
         cfg.update(self.__dict__.get("_auto_config") or {})
         return cfg
 
+    def _config_build_shape(self) -> Any:
+        """The input shape to save beside the config (layers rebuild from their config)."""
+        return None
+
     @classmethod
     def from_config(cls, config: dict) -> "Layer":
         """cls(**config); base keys a user __init__ does not take are applied afterwards."""
@@ -528,6 +493,14 @@ class Layer(Module):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _batchless_shape(x: Any, channels_first: bool) -> Any:
+    """The build shape of real inputs: batch dim None, channels-last."""
+    if isinstance(x, Tensor):
+        shape = cl_shape(tuple(x.shape)) if channels_first else tuple(x.shape)
+        return (None,) + shape[1:]
+    return map_structure(lambda t: (None,) + tuple(t.shape[1:]), x)
 
 
 def _reg_view(w: Weight) -> Tensor:

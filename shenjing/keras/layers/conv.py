@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from ... import nn
-from ...tensor import Tensor, _wrap, pad
+from ...tensor import Tensor, as_tensor, pad
 from .. import activations, initializers, regularizers
 from ..registry import serialize
-from .base import Layer
+from .base import Layer, to_cf, to_cl
 from .core import activation_config, check_constraint
 
 __all__ = ["Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
@@ -100,8 +100,6 @@ class _Spatial(Layer):
     def call(self, inputs: Tensor) -> Tensor:
         if self.data_format == "channels_first":
             return self._call_cf(inputs, False)
-        from .base import to_cf, to_cl
-
         return to_cl(self._call_cf(to_cf(inputs), False))
 
 
@@ -286,8 +284,8 @@ class _Pool(_Spatial):
             ones = np.zeros((1, 1) + tuple(n + lo + hi for n, (lo, hi) in zip(spatial, pads)),
                             dtype)
             ones[(0, 0) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(spatial, pads))] = 1
-            counts = self.pool(_wrap(ones)).data
-            self._scale_cache[key] = _wrap((1.0 / counts).astype(dtype))
+            counts = self.pool(as_tensor(ones)).numpy()
+            self._scale_cache[key] = as_tensor((1.0 / counts).astype(dtype))
         return self._scale_cache[key]
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:

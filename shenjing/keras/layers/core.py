@@ -269,7 +269,7 @@ class Embedding(Layer):
         self.built = True
 
     def call(self, inputs: Tensor) -> Tensor:
-        ids = inputs.data
+        ids = inputs.numpy()
         if ids.dtype.kind == "f":
             ids = ids.astype(np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= self.input_dim):

@@ -8,7 +8,7 @@ from functools import reduce
 from typing import Any
 
 from ...tensor import Tensor, cat
-from .base import Layer, to_cl
+from .base import Layer
 
 __all__ = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"]
 
@@ -29,7 +29,10 @@ def _broadcast(shapes: list) -> tuple:
 
 
 class _Merge(Layer):
+    """Elementwise merges: inputs held alike (all channels-first) are combined as held."""
+
     _min_inputs = 2
+    _merges_in_any_layout = True
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -46,15 +49,6 @@ class _Merge(Layer):
 
     def call(self, inputs: Any) -> Tensor:
         return self._combine(self._check(inputs))
-
-    def _forward(self, x: Any, cf: Any, training: bool, **kwargs: Any) -> tuple:
-        """Elementwise merges accept per-input layouts: equal ones are kept as they are."""
-        xs = self._check(self._prepare(x))
-        flags = cf if isinstance(cf, list) else [cf] * len(xs)
-        if all(flags) and len({t.ndim for t in xs}) == 1:
-            return self._combine(xs), True
-        xs = [to_cl(t) if f else t for t, f in zip(xs, flags)]
-        return self._combine(xs), False
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
         return _broadcast([tuple(s) for s in self._check(input_shape)])
@@ -100,15 +94,11 @@ class Concatenate(_Merge):
     """Concatenate along `axis` (default -1, the channels of a channels-last tensor)."""
 
     _min_inputs = 1
+    _merges_in_any_layout = False  # `axis` counts in the channels-last layout
 
     def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.axis = int(axis)
-
-    def _forward(self, x: Any, cf: Any, training: bool, **kwargs: Any) -> tuple:
-        xs = self._check(self._prepare(x))
-        flags = cf if isinstance(cf, list) else [cf] * len(xs)
-        return self._combine([to_cl(t) if f else t for t, f in zip(xs, flags)]), False
 
     def _combine(self, xs: list) -> Tensor:
         return cat(xs, dim=self.axis)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ... import nn
+from ... import nn, no_grad
 from ...tensor import Tensor
 from .. import initializers, regularizers
 from ..registry import serialize
-from .base import Layer
+from .base import Layer, to_cf, to_cl
 from .core import check_constraint
 
 __all__ = ["BatchNormalization", "LayerNormalization"]
@@ -101,13 +101,14 @@ class BatchNormalization(Layer):
         self.bn.training = training
         if not training:
             return self.bn(x)
-        rv = self.bn.running_var.data
-        old = rv.copy()
+        moving_var = self.bn.running_var
+        old = moving_var.numpy().copy()
         out = self.bn(x)
-        n = x.data.size // x.shape[1]
+        n = x.numel() // x.shape[1]
         if n > 1:  # torch updated with the unbiased variance; Keras uses the biased one
-            rv *= 1.0 - 1.0 / n
-            rv += old * (self.momentum / n)
+            with no_grad():
+                moving_var.mul_(1.0 - 1.0 / n)
+                moving_var.add_(old * (self.momentum / n))
         return out
 
     def call(self, inputs: Tensor, training: bool = False) -> Tensor:
@@ -116,8 +117,6 @@ class BatchNormalization(Layer):
                              f"rank {self._ndim}, got shape {tuple(inputs.shape)}")
         if self._axis_index == 1 or inputs.ndim == 2:
             return self._call_cf(inputs, training)
-        from .base import to_cf, to_cl
-
         return to_cl(self._call_cf(to_cf(inputs), training))
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:

@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 
 from ... import nn
+from ...autograd import no_grad
 from ...random import get_rng
-from ...tensor import Tensor, _wrap, cat
+from ...tensor import Tensor, as_tensor, cat, stack
 from .. import activations, initializers, regularizers
-from ..registry import serialize
+from ..registry import get_registered_object, serialize
 from .base import Layer, Weight
 from .core import check_constraint
 
@@ -33,6 +34,12 @@ def _swap_gru_blocks(a: np.ndarray, axis: int) -> np.ndarray:
     """Keras z, r, h <-> torch r, z, n along `axis` (its own inverse)."""
     z, r, h = np.split(a, 3, axis=axis)
     return np.concatenate([r, z, h], axis=axis)
+
+
+def _fill(param: Tensor, value: np.ndarray) -> None:
+    """Overwrite a parameter of the wrapped module (an in-place copy the autograd sees)."""
+    with no_grad():
+        param.copy_(value)
 
 
 class _StackedWeight(Weight):
@@ -46,11 +53,9 @@ class _StackedWeight(Weight):
         return [getattr(self._owner, a) for a in self._attrs]
 
     def numpy(self) -> np.ndarray:
-        return np.stack([_swap_gru_blocks(p.data, 0) for p in self.params()])
+        return np.stack([_swap_gru_blocks(p.numpy(), 0) for p in self.params()])
 
     def keras_tensor(self) -> Tensor:
-        from ...tensor import stack
-
         return stack(self.params())
 
     def assign(self, value: Any) -> None:
@@ -58,8 +63,9 @@ class _StackedWeight(Weight):
         if arr.shape != self.shape:
             raise ValueError(f"Layer {self.layer.name!r} weight {self.name!r} has shape "
                              f"{self.shape}; the provided value has shape {arr.shape}")
-        for p, row in zip(self.params(), arr):
-            p.data[...] = _swap_gru_blocks(row, 0)
+        with no_grad():
+            for p, row in zip(self.params(), arr):
+                p.copy_(_swap_gru_blocks(row, 0))
 
 
 class _RNN(Layer):
@@ -139,7 +145,7 @@ class _RNN(Layer):
         k_torch = (lambda a: _swap_gru_blocks(a.T, 0)) if gru else (lambda a: a.T)
         for attr, init, shape in (("weight_ih_l0", self.kernel_initializer, (n_in, g * u)),
                                   ("weight_hh_l0", self.recurrent_initializer, (u, g * u))):
-            getattr(m, attr).data[...] = k_torch(np.asarray(init(shape), np.float32))
+            _fill(getattr(m, attr), k_torch(np.asarray(init(shape), np.float32)))
         regs = (self.kernel_regularizer, self.recurrent_regularizer)
         for (name, attr), reg in zip((("kernel", "weight_ih_l0"),
                                       ("recurrent_kernel", "weight_hh_l0")), regs):
@@ -148,8 +154,8 @@ class _RNN(Layer):
         if self.use_bias:
             if gru:
                 for attr in ("bias_ih_l0", "bias_hh_l0"):
-                    getattr(m, attr).data[...] = _swap_gru_blocks(
-                        np.asarray(self.bias_initializer((g * u,)), np.float32), 0)
+                    _fill(getattr(m, attr), _swap_gru_blocks(
+                        np.asarray(self.bias_initializer((g * u,)), np.float32), 0))
                 self._weight_list.append(_StackedWeight(self, "bias", m, ("bias_ih_l0",
                                                                           "bias_hh_l0"),
                                                         self.bias_regularizer))
@@ -157,9 +163,8 @@ class _RNN(Layer):
                 bias = np.asarray(self.bias_initializer((g * u,)), np.float32)
                 if self._mode == "LSTM" and self.unit_forget_bias:
                     bias[u:2 * u] = 1.0
-                m.bias_ih_l0.data[...] = bias
-                m._parameters.pop("bias_hh_l0")  # Keras has one bias: keep b_ih only
-                object.__setattr__(m, "bias_hh_l0", None)
+                _fill(m.bias_ih_l0, bias)
+                m.register_parameter("bias_hh_l0", None)  # Keras has one bias: keep b_ih only
                 self._track("bias", m, "bias_ih_l0", regularizer=self.bias_regularizer)
         self.built = True
 
@@ -177,12 +182,12 @@ class _RNN(Layer):
         if training and self.dropout > 0:
             keep = 1.0 - self.dropout
             mask_arr = (get_rng().random((x.shape[0], 1, x.shape[2])) < keep)
-            x = x * _wrap((mask_arr / keep).astype(x.dtype))
+            x = x * as_tensor((mask_arr / keep).astype(x.dtype))
         hx = None
         if initial_state is not None:
             states = list(initial_state) if isinstance(initial_state, (list, tuple)) else \
                 [initial_state]
-            states = [s if isinstance(s, Tensor) else _wrap(np.asarray(s, np.float32))
+            states = [s if isinstance(s, Tensor) else as_tensor(np.asarray(s, np.float32))
                       for s in states]
             want = 2 if self._mode == "LSTM" else 1
             if len(states) != want:
@@ -249,19 +254,27 @@ class GRU(_RNN):
     _mode, _gates = "GRU", 3
 
 
+def _recurrent_from_config(config: dict) -> Layer:
+    """A recurrent layer from its {'class_name': ..., 'config': ...} (how Bidirectional saves
+    the layer it wraps); registered custom classes are found too."""
+    name = config.get("class_name")
+    cls = {c.__name__: c for c in (SimpleRNN, LSTM, GRU)}.get(name) or \
+        get_registered_object(name)
+    if cls is None:
+        raise ValueError(f"Bidirectional: unknown recurrent layer class {name!r}; register it "
+                         f"with keras.saving.register_keras_serializable()")
+    return cls.from_config(config.get("config") or {})
+
+
 class Bidirectional(Layer):
     """Runs a recurrent layer forwards and a copy backwards, merging their outputs."""
 
     def __init__(self, layer: Any, merge_mode: str | None = "concat", weights: Any = None,
                  backward_layer: Any = None, **kwargs: Any) -> None:
         if isinstance(layer, dict):
-            from . import deserialize
-
-            layer = deserialize(layer)
+            layer = _recurrent_from_config(layer)
         if isinstance(backward_layer, dict):
-            from . import deserialize
-
-            backward_layer = deserialize(backward_layer)
+            backward_layer = _recurrent_from_config(backward_layer)
         if not isinstance(layer, _RNN):
             raise ValueError(f"Bidirectional: expected a recurrent layer (SimpleRNN, LSTM, "
                              f"GRU), got {type(layer).__name__}")

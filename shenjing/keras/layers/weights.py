@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from ...autograd import no_grad
 from ...nn.module import Module
-from ...tensor import Tensor, _wrap
+from ...tensor import Tensor, as_tensor
 
 if TYPE_CHECKING:
     from .base import Layer
@@ -66,17 +67,17 @@ class Weight:
 
     def numpy(self) -> np.ndarray:
         """A copy in Keras's layout."""
-        return np.array(self._to_keras(self.value.data), copy=True)
+        return np.array(self._to_keras(self.value.numpy()), copy=True)
 
     def keras_tensor(self) -> Tensor:
         """The weight in Keras's layout as a differentiable Tensor (for regularizers)."""
         v = self.value
         if self._axes is not None:
             return v.permute(*(int(i) for i in np.argsort(self._axes)))
-        probe = np.asarray(self._to_keras(np.arange(v.data.size).reshape(v.shape)))
+        probe = np.asarray(self._to_keras(np.arange(v.numpy().size).reshape(v.shape)))
         if probe.shape == v.shape and np.array_equal(probe.reshape(-1), np.arange(probe.size)):
             return v
-        return v.reshape(-1)[_wrap(probe.reshape(-1))].reshape(probe.shape)
+        return v.reshape(-1)[as_tensor(probe.reshape(-1))].reshape(probe.shape)
 
     def assign(self, value: Any) -> None:
         arr = np.asarray(value)
@@ -87,7 +88,8 @@ class Weight:
                 f"Layer {self.layer.name!r} weight {self.name!r} has shape {self.shape}; the "
                 f"provided value has shape {arr.shape}"
             )
-        target.data[...] = converted
+        with no_grad():
+            target.copy_(converted)
 
     def __repr__(self) -> str:
         return f"<Weight path={self.path}, shape={self.shape}, dtype={self.dtype}>"

@@ -12,7 +12,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ...tensor import Tensor, _wrap
+from ...tensor import Tensor, as_tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector",
            "vector_to_parameters"]
@@ -29,10 +29,10 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
                     foreach=None) -> Tensor:
     """Scale the gradients in place so that their total `norm_type` norm (the norm of the
     per-parameter norms) is at most `max_norm`; return the total norm before clipping."""
-    grads = [p.grad.data for p in _as_list(parameters) if p.grad is not None]
+    grads = [p.grad.numpy() for p in _as_list(parameters) if p.grad is not None]
     norm_type = float(norm_type)
     if not grads:
-        return _wrap(np.asarray(0.0, dtype=np.float32))
+        return as_tensor(np.asarray(0.0, dtype=np.float32))
     dtype = grads[0].dtype
     if math.isinf(norm_type):
         norms = [np.max(np.abs(g)) if g.size else 0.0 for g in grads]
@@ -49,7 +49,7 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
     if coef < 1.0:
         for g in grads:
             g *= coef
-    return _wrap(np.asarray(total, dtype=dtype))
+    return as_tensor(np.asarray(total, dtype=dtype))
 
 
 def _vector_norm(g: np.ndarray, p: float) -> float:
@@ -67,15 +67,15 @@ def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float,
     v = float(clip_value)
     for p in _as_list(parameters):
         if p.grad is not None:
-            np.clip(p.grad.data, -v, v, out=p.grad.data)
+            np.clip(p.grad.numpy(), -v, v, out=p.grad.numpy())
 
 
 def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
     """All parameters flattened and concatenated into one 1-D tensor (a copy)."""
     params = _as_list(parameters)
     if not params:
-        return _wrap(np.zeros(0, dtype=np.float32))
-    return _wrap(np.concatenate([p.data.reshape(-1) for p in params]))
+        return as_tensor(np.zeros(0, dtype=np.float32))
+    return as_tensor(np.concatenate([p.numpy().reshape(-1) for p in params]))
 
 
 def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
@@ -83,12 +83,16 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
     if not isinstance(vec, Tensor):
         raise TypeError(f"vector_to_parameters: expected a Tensor, got {type(vec).__name__}")
     params = _as_list(parameters)
-    total = sum(p.data.size for p in params)
+    total = sum(p.numpy().size for p in params)
     if vec.ndim != 1 or vec.shape[0] != total:
         raise ValueError(f"vector_to_parameters: expected a 1-D vector of {total} elements "
                          f"(the parameters' total size), got shape {tuple(vec.shape)}")
     start = 0
     for p in params:
-        n = p.data.size
-        p.data[...] = vec.data[start:start + n].reshape(p.shape)
+        n = p.numpy().size
+        p.numpy()[...] = vec.numpy()[start:start + n].reshape(p.shape)
         start += n
+
+
+# torch's sub-namespaces: nn.utils.prune, nn.utils.rnn (pad_sequence, PackedSequence, ...)
+from . import prune, rnn  # noqa: E402,F401
