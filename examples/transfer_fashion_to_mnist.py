@@ -44,11 +44,11 @@ def train(model, x, y, epochs, seed, batch_size=64, lr=1e-3):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pretrain-epochs", type=int, default=1)
+    parser.add_argument("--pretrain-epochs", type=int, default=2)
     parser.add_argument("--pretrain-images", type=int, default=60000,
                         help="Fashion-MNIST training images used for pretraining")
     parser.add_argument("--labels", type=int, default=1000, help="labelled MNIST digits")
-    parser.add_argument("--epochs", type=int, default=20, help="epochs over those labels")
+    parser.add_argument("--epochs", type=int, default=15, help="epochs over those labels")
     args = parser.parse_args()
 
     t0 = time.perf_counter()

@@ -44,6 +44,11 @@ from .nn import functional as _nn_functional, init as _nn_init, utils as _nn_uti
 from .optim import lr_scheduler as _lr_scheduler  # noqa: E402,F401
 from .size import Size  # noqa: E402
 from .tensor.extra import einsum  # noqa: E402
+from .device_args import accepts_device as _accepts_device  # noqa: E402
+from . import creation as _creation  # noqa: E402
+
+for _name in (*_creation.__all__, "tensor", "as_tensor"):  # torch's device= keyword
+    globals()[_name] = _accepts_device(globals()[_name])
 
 
 def inference_mode(mode=True):

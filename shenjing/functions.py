@@ -30,18 +30,8 @@ def is_tensor(x) -> bool:
     return isinstance(x, Tensor)
 
 
-def repeat_interleave(x: Tensor, repeats: int, dim: int | None = None) -> Tensor:
-    """Repeat each element `repeats` times along dim (flattened when dim is None)."""
-    if dim is None:
-        x, dim = x.flatten(), 0
-    d = dim % x.ndim
-    idx = [i for i in range(x.shape[d]) for _ in range(int(repeats))]
-    return x.index_select(d, idx)
-
-
 _generated = {name: _function(name, m) for name, m in sorted(FUNCTIONS.items())}
-globals().update(_generated)
-mm = bmm = matmul
+globals().update(_generated)  # mm, bmm, repeat_interleave, ... from shenjing/tensor/extra.py
 
-__all__ = sorted([*_generated, "is_tensor", "repeat_interleave", "cat", "concat", "concatenate",
-                  "stack", "matmul", "mm", "bmm", "pad", "one_hot", "where"])
+__all__ = sorted([*_generated, "is_tensor", "cat", "concat", "concatenate",
+                  "stack", "matmul", "pad", "one_hot", "where"])

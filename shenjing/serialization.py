@@ -212,7 +212,8 @@ def save(obj: Any, path: str | os.PathLike) -> None:
         safetensors.save_file(encoder.tensors, path, metadata)
 
 
-def load(path: str | os.PathLike, *, mmap: bool = False) -> Any:
+def load(path: str | os.PathLike, map_location=None, *, mmap: bool = False,
+         weights_only: bool = True) -> Any:
     """Load what `save` wrote; a safetensors file from elsewhere loads as a dict of arrays.
 
     Pickle-based files (``torch.save``'s .pt/.pth) are refused with a message saying how to
@@ -221,6 +222,8 @@ def load(path: str | os.PathLike, *, mmap: bool = False) -> Any:
     Args:
         path: the file, or a file-like object opened for binary reading.
         mmap: memory-map the file and return read-only arrays viewing it (for big files).
+        map_location, weights_only: accepted for torch.load compatibility; everything loads
+            on the CPU and only weights (never pickled objects) are ever loaded.
     """
     if hasattr(path, "read"):
         source = "shenjing.load(<file object>)"

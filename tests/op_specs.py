@@ -419,3 +419,9 @@ OPS: list[OpSpec] = [
     row("index_empty", lambda lib, a: a[1:1], [(3, 4)], M.GetItem),
 ]
 # fmt: on
+
+from op_specs_layers import OPS_LAYERS  # noqa: E402  (conv, pooling, losses, nn_ops, rnn)
+from op_specs_nn import OPS_NN  # noqa: E402  (attention, conv-transpose, backward hooks)
+from op_specs_tensor import OPS_TENSOR  # noqa: E402  (Tensor-method rows; needs row/Arg)
+
+OPS += OPS_TENSOR + OPS_LAYERS + OPS_NN

@@ -20,6 +20,8 @@ import os
 import random
 import struct
 import tarfile
+import tempfile
+import warnings
 import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -268,8 +270,11 @@ def _keras_model():
 
 
 def _seed_files() -> dict[str, bytes]:
-    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"shenjing-fuzz-seed-{os.getpid()}"
-    folder.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as name:
+        return _save_seeds(Path(name))
+
+
+def _save_seeds(folder: Path) -> dict[str, bytes]:
     model = _keras_model()
     model.save(folder / "m.keras")
     seeds = {"keras": (folder / "m.keras").read_bytes()}
@@ -292,7 +297,8 @@ KERAS_CONFIG = json.loads(KERAS_MEMBERS["config.json"])
 def zip_of(members: list[tuple[str, bytes]], deflate: bool = False) -> bytes:
     buffer = io.BytesIO()
     method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
-    with zipfile.ZipFile(buffer, "w", method) as zf:
+    with warnings.catch_warnings(), zipfile.ZipFile(buffer, "w", method) as zf:
+        warnings.simplefilter("ignore")  # duplicate names are wanted here
         for name, data in members:
             zf.writestr(name, data)
     return buffer.getvalue()
@@ -334,8 +340,6 @@ config_inputs = json_mutations(KERAS_CONFIG)
 
 
 def check_keras(data: bytes, path: Path, parser: str = ".keras") -> None:
-    import warnings
-
     from shenjing import keras
 
     path.write_bytes(data)

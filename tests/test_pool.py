@@ -10,7 +10,7 @@ import pytest
 import shenjing as sj
 import shenjing.nn as nn
 from shenjing.autograd import gradcheck
-from shenjing.ops import conv as F
+from shenjing.nn import functional_conv as F
 
 
 def _torch():

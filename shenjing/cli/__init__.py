@@ -1,7 +1,8 @@
 """The command line: `shenjing COMMAND ...` (console script) or `python -m shenjing COMMAND`.
 
 Commands: train, finetune (module `train`), evaluate, predict (`evaluate`), generate
-(`generate`), info, gradcheck (`info`).
+(`generate`), info, gradcheck (`info`); export, serve and explain are thin modules here that
+re-export the command from the package that implements it.
 
 Adding a command: write a module in this package with a `register(subparsers)` function that
 adds its parser(s) with `subparsers.add_parser(name, help=...)` and `set_defaults(func=run)`,

@@ -30,14 +30,14 @@ def _positive_int(text: str) -> int:
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:
     """Options shared by train and finetune; None means 'the default, or the resumed run's'."""
-    p.add_argument("--data", help="mnist, fashion-mnist, an image folder, an aclImdb-layout "
-                   "folder or .tar.gz, or a text file (character language model)")
+    p.add_argument("--data", "--dataset", help="mnist, fashion-mnist, an image folder, an "
+                   "aclImdb-layout folder or .tar.gz, or a text file (character language model)")
     p.add_argument("--epochs", type=_positive_int, help="last epoch to train (default 10)")
     p.add_argument("--batch-size", type=_positive_int, help="default 128")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS),
                    help="default adam; sgd uses momentum 0.9")
-    p.add_argument("--val-split", type=float,
+    p.add_argument("--val-split", "--validation-split", type=float,
                    help="fraction of the training set held out for validation (default 0.1)")
     p.add_argument("--augment", action="store_true", default=None,
                    help="shift training images by up to 2 pixels")
@@ -54,6 +54,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
 def register(sub) -> None:
     t = sub.add_parser("train", help="train a zoo model; checkpoints, curves, test accuracy")
     t.add_argument("model", nargs="?", help=f"one of {', '.join(TASKS)}")
+    t.add_argument("--model", dest="model_option", help=argparse.SUPPRESS)  # older spelling
     _add_training_options(t)
     t.add_argument("--resume", metavar="DIR", help="continue the run in DIR bit for bit")
     t.set_defaults(func=train)
@@ -123,6 +124,7 @@ def train(args: argparse.Namespace) -> int:
     status = _maybe_distributed(args)
     if status is not None:
         return status
+    args.model = args.model or args.model_option
     if args.resume:
         return _resume(args)
     if not args.model:

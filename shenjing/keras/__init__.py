@@ -18,7 +18,10 @@ from . import (
     losses,
     metrics,
     models,
+    ops,
     optimizers,
+    preprocessing,
+    random,
     regularizers,
     saving,
     utils,
@@ -29,7 +32,7 @@ from .training import NonFiniteLossError
 
 __all__ = ["Sequential", "Model", "Input", "InputLayer", "Layer", "NonFiniteLossError",
            "activations", "backend", "callbacks", "datasets", "functional", "initializers",
-           "layers", "losses", "metrics", "models", "optimizers", "regularizers", "saving",
-           "utils"]
+           "layers", "losses", "metrics", "models", "ops", "optimizers", "preprocessing",
+           "random", "regularizers", "saving", "utils"]
 
 __version__ = "3 (shenjing)"

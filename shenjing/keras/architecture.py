@@ -154,8 +154,14 @@ def _is_ref(obj: Any) -> bool:
 
 
 def _map_refs(obj: Any, fn: Any) -> Any:
+    """Saved input/output references (a ref, or lists and dicts of them) -> tensors."""
     if _is_ref(obj):
         return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _map_refs(v, fn) for k, v in obj.items()}
+    if not isinstance(obj, (list, tuple)):
+        raise ValueError(f"model config: expected a tensor reference [layer, node, index], "
+                         f"got {obj!r}")
     return [_map_refs(o, fn) for o in obj]
 
 

@@ -179,6 +179,10 @@ class Batches:
         elif y is not None:
             raise ValueError(f"{what}: when x is a DataLoader or another iterable of "
                              f"batches, y must be None (the batches carry the targets)")
+        elif _is_py_dataset(x):  # fed batch by batch, by index (workers read ahead)
+            from .utils.py_dataset import PyDatasetBatches
+
+            self.source = PyDatasetBatches(x, steps, what)
         else:
             self.source = IterableBatches(x, steps, what)
         self.num_batches = self.source.num_batches
@@ -191,6 +195,12 @@ class Batches:
                 cw = _class_weights(np.asarray(y), self.class_weight)
                 sw = cw if sw is None else sw * cw
             yield x, y, sw
+
+
+def _is_py_dataset(x: Any) -> bool:
+    from .utils.py_dataset import PyDataset
+
+    return isinstance(x, PyDataset)
 
 
 def _leaves(obj: Any) -> list[np.ndarray]:

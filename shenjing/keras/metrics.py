@@ -18,9 +18,12 @@ from .. import autograd
 from ..metrics import scores_from_counts
 from ..tensor import Tensor, as_tensor
 from . import losses as _losses
+from .initializers import get as get_initializer
+from .metric_state import MetricVariable
 from .registry import Registry, snake_case
 
-__all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",
+__all__ = ["Metric", "MetricVariable", "Mean", "Sum", "MeanMetricWrapper", "Accuracy",
+           "BinaryAccuracy",
            "CategoricalAccuracy", "SparseCategoricalAccuracy", "TopKCategoricalAccuracy",
            "SparseTopKCategoricalAccuracy", "Precision", "Recall", "F1Score", "FBetaScore",
            "AUC", "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError",
@@ -49,6 +52,10 @@ def _weights(sample_weight: Any, n: int) -> np.ndarray | None:
 class Metric:
     """Base class: update_state / result / reset_state; `metric(y_true, y_pred)` does both.
 
+    Custom metrics subclass it as in Keras 3: create state with `add_variable` in
+    `__init__`, accumulate in `update_state`, report in `result`; the default
+    `reset_state` restores every variable's initial value.
+
     `_direction` ('up', 'down' or None) tells callbacks in mode='auto' whether higher is
     better."""
 
@@ -57,10 +64,31 @@ class Metric:
     def __init__(self, name: str | None = None, dtype: Any = None) -> None:
         self.name = name or snake_case(type(self).__name__)
         self.dtype = dtype
-        self.reset_state()
+        self._variables: list[MetricVariable] = []
+        owner = next(k for k in type(self).__mro__ if "reset_state" in k.__dict__)
+        if owner.__module__.startswith("shenjing."):  # a user's reset_state may need
+            self.reset_state()                        # variables its __init__ adds later
 
-    def reset_state(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def add_variable(self, shape: Any = (), initializer: Any = "zeros", dtype: Any = None,
+                     aggregation: str = "sum", name: str | None = None) -> MetricVariable:
+        """A state variable of this metric, reset to its initial value by reset_state."""
+        shape = tuple(int(s) for s in (shape or ()))
+        value = np.asarray(get_initializer(initializer)(shape),
+                           dtype=np.dtype(dtype) if dtype else np.float32)
+        var = MetricVariable(value.reshape(shape), name or f"variable_{len(self._variables)}")
+        self.__dict__.setdefault("_variables", []).append(var)
+        return var
+
+    add_weight = add_variable
+
+    @property
+    def variables(self) -> list[MetricVariable]:
+        return list(self.__dict__.get("_variables", ()))
+
+    def reset_state(self) -> None:
+        """Restore the variables made with add_variable (built-in metrics override this)."""
+        for var in self.__dict__.get("_variables", ()):
+            var.reset()
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         raise NotImplementedError  # pragma: no cover

@@ -121,6 +121,31 @@ class Optimizer:
         self._impl.step()
         self.iterations += 1
 
+    def apply(self, grads: Iterable, trainable_variables: Iterable | None = None) -> None:
+        """Keras 3's `optimizer.apply(grads, variables)`: one update from given gradients
+        (a Weight's gradient may be in its Keras layout or its parameter's layout)."""
+        import numpy as np
+
+        from ..tensor import as_tensor
+
+        variables = list(self._params if trainable_variables is None else trainable_variables)
+        params = [v.value if hasattr(v, "keras_tensor") else v for v in variables]
+        if self._impl is None:
+            self.build(params)
+        for v, p, g in zip(variables, params, grads, strict=True):
+            if g is None:
+                continue
+            g = g.numpy() if hasattr(g, "numpy") else np.asarray(g)
+            if tuple(g.shape) != tuple(p.shape) and hasattr(v, "_from_keras"):
+                g = np.asarray(v._from_keras(g))
+            p.grad = as_tensor(np.ascontiguousarray(g, dtype=p.numpy().dtype))
+        self.step()
+
+    def apply_gradients(self, grads_and_vars: Iterable) -> None:
+        """Keras 2's spelling: `apply_gradients(zip(grads, variables))`."""
+        pairs = list(grads_and_vars)
+        self.apply([g for g, _ in pairs], [v for _, v in pairs])
+
     def _clip(self, params: list) -> None:
         """Keras's clipvalue / clipnorm (each gradient on its own) / global_clipnorm (all
         together), done by the core's clipping functions."""

@@ -92,7 +92,9 @@ def weight_dict(model: Layer) -> dict[str, Weight]:
 
 
 def _arrays(model: Layer) -> dict[str, np.ndarray]:
-    return {path: np.ascontiguousarray(w.numpy()) for path, w in weight_dict(model).items()}
+    # np.require keeps 0-d weights 0-d (ascontiguousarray would make them shape (1,))
+    return {path: np.require(w.numpy(), requirements="C") for path, w in
+            weight_dict(model).items()}
 
 
 def _assign(model: Layer, arrays: dict, source: str, skip_mismatch: bool = False,

@@ -48,6 +48,117 @@ def _softmax_np(z: np.ndarray) -> np.ndarray:
     return e
 
 
+def _scalar(value: Any) -> Any:
+    """A metric result as a Python float (Tensors and 0-d arrays included)."""
+    if isinstance(value, Tensor):
+        value = value.numpy()
+    arr = np.asarray(value)
+    return float(arr) if arr.ndim == 0 else arr
+
+
+def _per_output(spec: Any, names: list[str], what: str, default: Any) -> list:
+    """A compile argument given once, as a list in output order or as a dict by name."""
+    if isinstance(spec, dict):
+        unknown = set(spec) - set(names)
+        if unknown:
+            raise ValueError(f"compile: {what} has keys {sorted(unknown)} that are not output "
+                             f"names; the outputs are {names}")
+        return [spec.get(n, default) for n in names]
+    if isinstance(spec, (list, tuple)):
+        if what == "metrics" and not any(isinstance(m, (list, tuple, dict)) for m in spec):
+            return [list(spec)] * len(names)  # one list of metrics for every output
+        if len(spec) != len(names):
+            raise ValueError(f"compile: {what} has {len(spec)} entries but the model has "
+                             f"{len(names)} outputs {names}")
+        return list(spec)
+    return [spec if spec is not None else default] * len(names)
+
+
+class _MultiOutput:
+    """The losses, weights and metrics of a model with several outputs, resolved by output
+    name at the first batch. Logs as Keras does: loss, <out>_loss, <out>_<metric>."""
+
+    def __init__(self, loss: Any, loss_weights: Any, metrics: Any) -> None:
+        self.spec = (loss, loss_weights, metrics)
+        self.names: list[str] | None = None
+
+    def _resolve(self, names: list[str], y: Any, pred: list) -> None:
+        loss, weights, metrics = self.spec
+        self.names = names
+        self.losses = [losses_mod.get(v) if v is not None else None
+                       for v in _per_output(loss, names, "loss", None)]
+        self.weights = [float(w) for w in _per_output(weights, names, "loss_weights", 1.0)]
+        per_metrics = _per_output(metrics or [], names, "metrics", [])
+        self.loss_trackers = [metrics_mod.Mean(name=f"{n}_loss") for n, lo in
+                              zip(names, self.losses) if lo is not None] \
+            if len(names) > 1 else []
+        self.metric_objs: list[tuple[int, Any]] = []
+        for i, ids in enumerate(per_metrics):
+            ids = ids if isinstance(ids, (list, tuple)) else [ids]
+            for m in ids:
+                if m is None:
+                    continue
+                obj = metrics_mod.resolve(m, np.asarray(y[i]), pred[i]) if y[i] is not None \
+                    else metrics_mod.get(m)
+                if len(names) > 1:
+                    obj.name = f"{names[i]}_{obj.name}"
+                self.metric_objs.append((i, obj))
+
+    def trackers(self) -> list:
+        if self.names is None:
+            return []
+        return list(self.loss_trackers) + [m for _, m in self.metric_objs]
+
+    def _targets(self, y: Any) -> list:
+        names = self.names
+        if y is None:
+            return [None] * len(names)
+        if isinstance(y, dict):
+            unknown = set(y) - set(names)
+            if unknown:
+                raise ValueError(f"targets have keys {sorted(unknown)} that are not output "
+                                 f"names; the outputs are {names}")
+            return [y.get(n) for n in names]
+        if isinstance(y, (list, tuple)):
+            if len(y) != len(names):
+                raise ValueError(f"got {len(y)} targets for {len(names)} outputs {names}")
+            return list(y)
+        if len(names) == 1:
+            return [y]
+        raise ValueError(f"the model has {len(names)} outputs {names}: give the targets as a "
+                         f"list or a dict keyed by output name")
+
+    def compute(self, model: Any, out: Any, y: Any, sw: Any) -> tuple:
+        flat = list(out.values()) if isinstance(out, dict) else \
+            list(out) if isinstance(out, (list, tuple)) else [out]
+        pred = [o.numpy() for o in flat]
+        if self.names is None:
+            names = model._output_names(out)
+            self.names = names
+            self._resolve(names, self._targets(y), pred)
+        targets = self._targets(y)
+        total, self.last = None, []
+        for i, (lo, w, t, o) in enumerate(zip(self.losses, self.weights, targets, flat)):
+            if lo is None:
+                continue
+            if t is None:
+                raise ValueError(f"no target given for output {self.names[i]!r}, which has "
+                                 f"a loss")
+            value = lo(t, o, sw)
+            self.last.append(float(value.numpy()))
+            term = value * w if w != 1.0 else value
+            total = term if total is None else total + term
+        return total, pred
+
+    def update(self, y: Any, pred: list, sw: Any, n: int) -> None:
+        for tracker, value in zip(self.loss_trackers, self.last):
+            tracker.update_state(np.asarray(value), sample_weight=np.asarray(n))
+        targets = self._targets(y)
+        for i, m in self.metric_objs:
+            if targets[i] is not None:
+                m.update_state(targets[i], pred[i], sw)
+
+
 # --------------------------------------------------------------------------- trainer
 
 class Trainer:
@@ -62,6 +173,7 @@ class Trainer:
         self.history = None
         self._metric_ids: list = []
         self._metric_objs: list | None = None
+        self._multi: _MultiOutput | None = None
         self._loss_tracker = metrics_mod.Mean(name="loss")
         self._loss_tracker._direction = "down"
         self._compile_config: dict | None = None
@@ -71,24 +183,25 @@ class Trainer:
                 metrics: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
                 steps_per_execution: int = 1, jit_compile: Any = "auto",
                 auto_scale_loss: bool = True) -> None:
-        """Configure training: optimizer, loss and metrics (names or objects)."""
-        if loss_weights is not None or weighted_metrics is not None:
-            raise NotImplementedError("compile: loss_weights and weighted_metrics (multi-output "
-                                      "training) are not supported")
-        if isinstance(loss, (list, dict)):
-            raise NotImplementedError("compile: one loss per output (multi-output training) is "
-                                      "not supported; pass a single loss")
+        """Configure training: optimizer, loss and metrics (names or objects). For models
+        with several outputs, loss, loss_weights and metrics may be lists (in output order)
+        or dicts keyed by output name; without a loss the model's own add_loss terms are
+        minimized."""
+        if weighted_metrics is not None:
+            raise NotImplementedError("compile: weighted_metrics is not supported")
         self.optimizer = optimizers_mod.get(optimizer)
         if isinstance(self.optimizer, optimizers_mod.Optimizer) and self.optimizer.built and \
                 getattr(self.optimizer, "_owner", None) is not self:
             self.optimizer._impl = None  # built for another model: rebuild on our weights
         self.loss = loss
-        self.compiled_loss = losses_mod.get(loss) if loss is not None else None
-        if isinstance(metrics, dict):
-            raise NotImplementedError("compile: a dict of metrics per output is not supported")
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
+        per_output = isinstance(loss, (list, tuple, dict)) or \
+            isinstance(loss_weights, (list, tuple, dict)) or isinstance(metrics, dict)
+        self.compiled_loss = losses_mod.get(loss) if loss is not None and \
+            not isinstance(loss, (list, tuple, dict)) else None
+        if metrics is not None and not isinstance(metrics, (list, tuple, dict)):
             metrics = [metrics]
-        self._metric_ids = list(metrics or [])
+        self._multi = _MultiOutput(loss, loss_weights, metrics) if per_output else None
+        self._metric_ids = [] if isinstance(metrics, dict) else list(metrics or [])
         self._metric_objs = None
         self.compiled = True
         self._compile_config = {"optimizer": optimizer if isinstance(optimizer, str) else None,
@@ -98,13 +211,22 @@ class Trainer:
     def _assert_compiled(self, what: str) -> None:
         if not self.compiled:
             raise RuntimeError(f"You must call compile() before using the model ({what}).")
-        if self.compiled_loss is None:
-            raise ValueError(f"{what}: the model was compiled without a loss; pass "
-                             f"loss=... to compile()")
+
+    def _output_names(self, out: Any) -> list[str]:
+        """Keras's output names: dict keys, else the output layers' names."""
+        if isinstance(out, dict):
+            return list(out)
+        outputs = getattr(self, "_graph_outputs", None)
+        flat = list(out) if isinstance(out, (list, tuple)) else [out]
+        if outputs and len(outputs) == len(flat):
+            return [t._keras_history[0].name for t in outputs]
+        return [f"output_{i + 1}" for i in range(len(flat))]
 
     @property
     def metrics(self) -> list:
-        return [self._loss_tracker] + list(self._metric_objs or [])
+        multi = getattr(self, "_multi", None)
+        extra = multi.trackers() if multi is not None else []
+        return [self._loss_tracker] + extra + list(self._metric_objs or [])
 
     @property
     def metrics_names(self) -> list[str]:
@@ -119,35 +241,50 @@ class Trainer:
         """Forward pass and total loss; returns (loss Tensor, predictions as NumPy)."""
         loss_obj = self.compiled_loss
         fused = isinstance(loss_obj, losses_mod._CrossEntropy) and loss_obj.fusable() and \
-            self._output_is_softmax()
+            self._output_is_softmax() and self._multi is None
         out = self._run_model(x, training, logits=fused)
-        if isinstance(out, (list, tuple)):
-            raise NotImplementedError("fit: models with several outputs cannot be trained "
-                                      "(compile takes one loss)")
-        if fused:
+        several = isinstance(out, (list, tuple, dict)) and not (
+            isinstance(out, (list, tuple)) and len(out) == 1 and self._multi is None)
+        if several or self._multi is not None:
+            if self._multi is None:
+                self._multi = _MultiOutput(self.loss, None, self._metric_ids)
+                self._metric_ids = []
+            loss, pred = self._multi.compute(self, out, y, sw)
+        elif fused:
             values = loss_obj.call_fused(y, out)
             loss = losses_mod.reduce_loss(values, sw, loss_obj.reduction)
             pred = _softmax_np(out.numpy())
         else:
-            loss = loss_obj(y, out, sw)
+            out = out[0] if isinstance(out, (list, tuple)) else out
+            loss = loss_obj(y, out, sw) if loss_obj is not None else None
             pred = out.numpy()
-        if not isinstance(loss, Tensor) or loss.numpy().size != 1:
+        extra = self.losses
+        if loss is None and not extra:
+            raise ValueError("the model was compiled without a loss and adds none itself "
+                             "(add_loss); pass loss=... to compile()")
+        if loss is not None and (not isinstance(loss, Tensor) or loss.numpy().size != 1):
             raise ValueError(f"the loss must reduce to a scalar, got "
                              f"{getattr(loss, 'shape', loss)}")
-        extra = self.losses
         if extra:
-            loss = loss + sum(extra[1:], extra[0])
+            total = sum(extra[1:], extra[0])
+            loss = total if loss is None else loss + total
         return loss, pred
 
     def _update_metrics(self, loss_value: float, n: int, y: Any, pred: np.ndarray,
                         sw: Any) -> dict:
         self._loss_tracker.update_state(np.asarray(loss_value), sample_weight=np.asarray(n))
-        if self._metric_objs is None:
-            self._metric_objs = [metrics_mod.resolve(m, np.asarray(y), pred)
-                                 for m in self._metric_ids]
-        for m in self._metric_objs:
-            m.update_state(y, pred, sw)
-        return {m.name: m.result() for m in self.metrics}
+        if self._multi is not None:
+            self._multi.update(y, pred, sw, n)
+        elif y is not None:
+            if self._metric_objs is None:
+                self._metric_objs = [metrics_mod.resolve(m, np.asarray(y), pred)
+                                     for m in self._metric_ids]
+            for m in self._metric_objs:
+                m.update_state(y, pred, sw)
+        return self._logs()
+
+    def _logs(self) -> dict:
+        return {m.name: _scalar(m.result()) for m in self.metrics}
 
     def _train_step(self, x: Any, y: Any, sw: Any, epoch: int, step: int, steps: Any,
                     raise_on_nan: bool) -> dict:
@@ -258,7 +395,7 @@ class Trainer:
             cbs.on_test_batch_begin(step)
             logs = self._test_step(xb, yb, swb)
             cbs.on_test_batch_end(step, logs)
-        logs = {m.name: m.result() for m in self.metrics}
+        logs = self._logs()
         cbs.on_test_end(logs)
         if return_dict:
             return dict(logs)
@@ -280,6 +417,8 @@ class Trainer:
         cbs.on_predict_end()
         if not outputs:
             raise ValueError("predict: the input has no samples")
+        if isinstance(outputs[0], dict):
+            return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
         if isinstance(outputs[0], list):
             return [np.concatenate(parts) for parts in zip(*outputs)]
         return np.concatenate(outputs)
@@ -287,6 +426,8 @@ class Trainer:
     def predict_on_batch(self, x: Any) -> Any:
         with autograd.no_grad():
             out = self._run_model(cast_floats(to_numpy(x)), False)
+        if isinstance(out, dict):
+            return {k: o.numpy() for k, o in out.items()}
         if isinstance(out, (list, tuple)):
             return [o.numpy() for o in out]
         return out.numpy()

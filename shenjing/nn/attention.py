@@ -1,4 +1,4 @@
-"""MultiheadAttention and F.scaled_dot_product_attention with torch's names, arguments,
+"""MultiheadAttention and scaled_dot_product_attention with torch's names, arguments,
 mask conventions, parameter names and initialization.
 
 Masks, as in torch: for MultiheadAttention a bool `attn_mask` / `key_padding_mask` marks
@@ -20,7 +20,7 @@ import numpy as np
 from ..ops.attention import Attention
 from ..random import get_rng
 from ..tensor import Tensor, cat, from_numpy
-from . import functional as F
+from . import functional_base as F
 from . import init
 from .layers import Linear, _dtype
 from .module import Module, Parameter

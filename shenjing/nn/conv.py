@@ -12,10 +12,10 @@ import math
 import numpy as np
 
 from ..dtypes import resolve_dtype
-from ..ops import conv as C
-from ..ops import pool as P
 from ..random import get_rng
 from ..tensor import Tensor
+from . import functional_conv as C
+from . import functional_conv as P
 from .module import Module, Parameter
 
 __all__ = [

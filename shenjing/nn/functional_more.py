@@ -15,7 +15,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..tensor import Tensor, from_numpy, where
-from . import functional as F
+from . import functional_base as F
 
 __all__ = ["softplus", "mish", "hardtanh", "relu6", "pixel_shuffle", "pixel_unshuffle",
            "bilinear", "cosine_similarity", "group_norm", "instance_norm", "interpolate",

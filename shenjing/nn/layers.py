@@ -11,7 +11,7 @@ import numpy as np
 from ..dtypes import get_default_dtype, resolve_dtype
 from ..ops import nn_ops
 from ..tensor import Tensor
-from . import functional as F
+from . import functional_base as F
 from . import init
 from .module import Module, Parameter
 

@@ -312,6 +312,12 @@ class Module:
     def cpu(self) -> "Module":
         return self
 
+    def cuda(self, device=None) -> "Module":
+        """There is no GPU backend: raises as torch does on a build without CUDA."""
+        from ..tensor.basics import no_cuda_error
+
+        raise no_cuda_error()
+
     # ------------------------------------------------------------------ state
     def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False) -> dict:
         """Ordered name -> Tensor for every parameter and persistent buffer (shared memory)."""

@@ -1,15 +1,14 @@
 """Elementwise ops: arithmetic, activations and friends, forward and backward side by side.
 
 Binary ops broadcast like NumPy; `Function.apply` reduces their gradients back to each
-input's shape. Kernels keep float32 float32: only Python scalars (never np.float64) meet
+input's shape. Kernels keep float32 float32: only Python scalars (never xp.float64) meet
 arrays here, and results are produced in the inputs' dtype.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..autograd import Function
+from ..backend import xp
 
 __all__ = [
     "Add", "Sub", "Mul", "Div", "Pow", "Neg", "Abs", "Exp", "Log", "Log1p", "Sqrt", "Rsqrt",
@@ -68,7 +67,7 @@ class Div(Function):
 
 def _is_int(x) -> bool:
     dt = getattr(x, "dtype", None)
-    return (dt is not None and dt.kind in "iub") or isinstance(x, (int, np.integer))
+    return (dt is not None and dt.kind in "iub") or isinstance(x, (int, xp.integer))
 
 
 class Pow(Function):
@@ -87,19 +86,19 @@ class Pow(Function):
         if ctx.needs_input_grad[0]:
             if isinstance(b, (int, float)):
                 if b == 0:  # x ** 0 is constant: 0, not 0 * x ** -1 (nan at x = 0), as torch
-                    ga = np.zeros_like(g)
+                    ga = xp.zeros_like(g)
                 else:
                     ga = g * (b * a ** (b - 1)) if b != 2 else g * (2 * a)
             else:
-                with np.errstate(divide="ignore", invalid="ignore"):
+                with xp.errstate(divide="ignore", invalid="ignore"):
                     ga = g * b * a ** (b - 1)
-                if np.any(b == 0):
-                    ga = np.where(b == 0, 0, ga)
+                if xp.any(b == 0):
+                    ga = xp.where(b == 0, 0, ga)
         if ctx.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gb = g * out * np.log(a)
-            if np.any(a == 0):  # 0 ** b for b >= 0: torch's gradient is 0 (not 0 * -inf)
-                gb = np.where((a == 0) & (b >= 0), 0, gb)
+            with xp.errstate(divide="ignore", invalid="ignore"):
+                gb = g * out * xp.log(a)
+            if xp.any(a == 0):  # 0 ** b for b >= 0: torch's gradient is 0 (not 0 * -inf)
+                gb = xp.where((a == 0) & (b >= 0), 0, gb)
         return ga, gb
 
 
@@ -117,12 +116,12 @@ class Abs(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.save_for_backward(a)
-        return np.abs(a)
+        return xp.abs(a)
 
     @staticmethod
     def backward(ctx, g):
         (a,) = ctx.saved
-        return g * np.sign(a)
+        return g * xp.sign(a)
 
 
 class Exp(Function):
@@ -130,7 +129,7 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx, a):
-        out = np.exp(a)
+        out = xp.exp(a)
         ctx.save_for_backward(out)
         return out
 
@@ -145,7 +144,7 @@ class Log(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.save_for_backward(a)
-        return np.log(a)
+        return xp.log(a)
 
     @staticmethod
     def backward(ctx, g):
@@ -158,7 +157,7 @@ class Log1p(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.save_for_backward(a)
-        return np.log1p(a)
+        return xp.log1p(a)
 
     @staticmethod
     def backward(ctx, g):
@@ -170,7 +169,7 @@ class Sqrt(Function):
 
     @staticmethod
     def forward(ctx, a):
-        out = np.sqrt(a)
+        out = xp.sqrt(a)
         ctx.save_for_backward(out)
         return out
 
@@ -184,7 +183,7 @@ class Rsqrt(Function):
 
     @staticmethod
     def forward(ctx, a):
-        out = 1 / np.sqrt(a)
+        out = 1 / xp.sqrt(a)
         ctx.save_for_backward(out)
         return out
 
@@ -200,11 +199,11 @@ class Sin(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.save_for_backward(a)
-        return np.sin(a)
+        return xp.sin(a)
 
     @staticmethod
     def backward(ctx, g):
-        return g * np.cos(ctx.saved[0])
+        return g * xp.cos(ctx.saved[0])
 
 
 class Cos(Function):
@@ -213,11 +212,11 @@ class Cos(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.save_for_backward(a)
-        return np.cos(a)
+        return xp.cos(a)
 
     @staticmethod
     def backward(ctx, g):
-        return -g * np.sin(ctx.saved[0])
+        return -g * xp.sin(ctx.saved[0])
 
 
 class Tanh(Function):
@@ -225,7 +224,7 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx, a):
-        out = np.tanh(a)
+        out = xp.tanh(a)
         ctx.save_for_backward(out)
         return out
 
@@ -235,12 +234,12 @@ class Tanh(Function):
         return g * (1 - y * y)
 
 
-def sigmoid_array(a: np.ndarray) -> np.ndarray:
+def sigmoid_array(a: xp.ndarray) -> xp.ndarray:
     """1 / (1 + exp(-a)) in three passes; exp overflow for a << 0 correctly gives 0."""
-    with np.errstate(over="ignore"):
-        out = np.exp(-a)
+    with xp.errstate(over="ignore"):
+        out = xp.exp(-a)
     out += 1
-    return np.reciprocal(out, out=out)
+    return xp.reciprocal(out, out=out)
 
 
 class Sigmoid(Function):
@@ -263,7 +262,7 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx, a):
-        out = np.maximum(a, 0)
+        out = xp.maximum(a, 0)
         ctx.save_for_backward(out)
         return out
 
@@ -273,7 +272,7 @@ class Relu(Function):
 
 
 class LeakyRelu(Function):
-    """max(a, slope·a) for 0 <= slope <= 1 (np.where is ~15x slower than a ufunc here)."""
+    """max(a, slope·a) for 0 <= slope <= 1 (xp.where is ~15x slower than a ufunc here)."""
     api = ("leaky_relu",)
 
 
@@ -285,8 +284,8 @@ class LeakyRelu(Function):
         ctx.save_for_backward(mask)
         ctx.slope = negative_slope
         if 0 <= negative_slope <= 1:
-            return np.maximum(a, a * negative_slope)
-        return np.where(mask, a, a * negative_slope)
+            return xp.maximum(a, a * negative_slope)
+        return xp.where(mask, a, a * negative_slope)
 
     @staticmethod
     def backward(ctx, g):
@@ -304,13 +303,13 @@ class Clamp(Function):
             raise ValueError("at least one of min and max must be given")
         ctx.save_for_backward(a)
         ctx.bounds = (min, max)
-        return np.clip(a, min, max)
+        return xp.clip(a, min, max)
 
     @staticmethod
     def backward(ctx, g):
         (a,) = ctx.saved
         lo, hi = ctx.bounds
-        keep = np.ones(a.shape, dtype=bool)
+        keep = xp.ones(a.shape, dtype=bool)
         if lo is not None:
             keep &= a >= lo
         if hi is not None:
@@ -333,16 +332,16 @@ class Maximum(_Pick2):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        ctx.wins = np.greater
-        return np.maximum(a, b)
+        ctx.wins = xp.greater
+        return xp.maximum(a, b)
 
 
 class Minimum(_Pick2):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        ctx.wins = np.less
-        return np.minimum(a, b)
+        ctx.wins = xp.less
+        return xp.minimum(a, b)
 
 
 class Where(Function):
@@ -350,17 +349,17 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, cond, a, b):
-        cond = np.asarray(cond, dtype=bool)
+        cond = xp.asarray(cond, dtype=bool)
         ctx.save_for_backward(cond)
-        return np.where(cond, a, b)
+        return xp.where(cond, a, b)
 
     @staticmethod
     def backward(ctx, g):
         (cond,) = ctx.saved
-        zero = np.zeros((), dtype=g.dtype)
+        zero = xp.zeros((), dtype=g.dtype)
         na, nb = ctx.needs_input_grad[1:]
-        return None, (np.where(cond, g, zero) if na else None), (
-            np.where(cond, zero, g) if nb else None)
+        return None, (xp.where(cond, g, zero) if na else None), (
+            xp.where(cond, zero, g) if nb else None)
 
 
 class Sign(Function):
@@ -369,11 +368,11 @@ class Sign(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.shape = a.shape
-        return np.sign(a)
+        return xp.sign(a)
 
     @staticmethod
     def backward(ctx, g):
-        return np.zeros_like(g)
+        return xp.zeros_like(g)
 
 
 class Cast(Function):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..autograd.engine import Function, _unbroadcast
+from ..backend import xp
 
 __all__ = ["MatMul"]
 
@@ -13,7 +12,7 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.matmul(a, b)
+        return xp.matmul(a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -24,12 +23,12 @@ class MatMul(Function):
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         if a.ndim == 1:
-            g = np.expand_dims(g, -2 if b.ndim > 1 else 0)
+            g = xp.expand_dims(g, -2 if b.ndim > 1 else 0)
         if b.ndim == 1:
-            g = np.expand_dims(g, -1)
+            g = xp.expand_dims(g, -1)
         ga = gb = None
         if na:
-            ga = _unbroadcast(g @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+            ga = _unbroadcast(g @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
         if nb:
-            gb = _unbroadcast(np.swapaxes(a2, -1, -2) @ g, b2.shape).reshape(b.shape)
+            gb = _unbroadcast(xp.swapaxes(a2, -1, -2) @ g, b2.shape).reshape(b.shape)
         return ga, gb

@@ -9,9 +9,8 @@ arrays passed as keyword attributes. Arguments are validated by `shenjing.nn.los
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..autograd import Function
+from ..backend import xp
 from .elementwise import sigmoid_array
 from .nn_ops import row_sums
 
@@ -22,19 +21,19 @@ __all__ = ["CrossEntropy", "CrossEntropyProbs", "NllLoss", "MseLoss", "L1Loss", 
 # ----------------------------------------------------------------------------- reductions
 
 
-def reduce_loss(loss: np.ndarray, reduction: str, batch: int = 1) -> np.ndarray:
+def reduce_loss(loss: xp.ndarray, reduction: str, batch: int = 1) -> xp.ndarray:
     """'none' keeps the elementwise loss; 'sum', 'mean' and 'batchmean' give a scalar."""
     if reduction == "none":
         return loss
-    total = np.add.reduce(loss, axis=None)
+    total = xp.add.reduce(loss, axis=None)
     if reduction == "mean":
-        total = total / loss.size if loss.size else total * np.nan
+        total = total / loss.size if loss.size else total * xp.nan
     elif reduction == "batchmean":
         total = total / batch
-    return np.asarray(total, dtype=loss.dtype)
+    return xp.asarray(total, dtype=loss.dtype)
 
 
-def _upstream(g: np.ndarray, reduction: str, size: int, batch: int = 1):
+def _upstream(g: xp.ndarray, reduction: str, size: int, batch: int = 1):
     """The upstream gradient each element receives: an array for 'none', else a float."""
     if reduction == "none":
         return g
@@ -49,12 +48,12 @@ def _upstream(g: np.ndarray, reduction: str, size: int, batch: int = 1):
 # ----------------------------------------------------------------------------- cross-entropy
 
 
-def _softmax_parts(z: np.ndarray):
+def _softmax_parts(z: xp.ndarray):
     """(exp(z - rowmax), rowmax, row sums of the former) for (M, C) logits, with a single
     (M, C) temporary: log-softmax is z - rowmax - log(sums), softmax is exp / sums."""
-    zmax = np.maximum.reduce(z, axis=1)
-    e = np.subtract(z, zmax[:, None])
-    np.exp(e, out=e)
+    zmax = xp.maximum.reduce(z, axis=1)
+    e = xp.subtract(z, zmax[:, None])
+    xp.exp(e, out=e)
     return e, zmax, row_sums(e)
 
 
@@ -63,7 +62,7 @@ def _row_weights(target, weight, ignore_index, dtype):
     weight 1; targets with ignored rows set to class 0; the valid-row mask, or None when
     all rows are valid). ignore_index None: the caller knows no row is ignored."""
     valid = None if ignore_index is None else target != ignore_index
-    safe = target if valid is None else np.where(valid, target, 0)
+    safe = target if valid is None else xp.where(valid, target, 0)
     if weight is None:
         return (None if valid is None else valid.astype(dtype)), safe, valid
     w = weight.astype(dtype, copy=False)[safe]
@@ -72,18 +71,18 @@ def _row_weights(target, weight, ignore_index, dtype):
     return w, safe, valid
 
 
-def _reduce_rows(loss: np.ndarray, reduction: str, denom: float) -> np.ndarray:
+def _reduce_rows(loss: xp.ndarray, reduction: str, denom: float) -> xp.ndarray:
     """Reduce per-row losses; 'mean' divides by the total weight `denom` (nan when 0)."""
     if reduction == "none":
         return loss
-    total = np.add.reduce(loss, axis=None)
+    total = xp.add.reduce(loss, axis=None)
     if reduction == "mean":
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with xp.errstate(invalid="ignore", divide="ignore"):
             total = total / denom
-    return np.asarray(total, dtype=loss.dtype)
+    return xp.asarray(total, dtype=loss.dtype)
 
 
-def _row_upstream(g: np.ndarray, reduction: str, denom: float, dtype):
+def _row_upstream(g: xp.ndarray, reduction: str, denom: float, dtype):
     """The upstream gradient of each row's loss: a float, or an (M,) array for 'none'."""
     if reduction == "none":
         return g.astype(dtype, copy=False)
@@ -91,7 +90,7 @@ def _row_upstream(g: np.ndarray, reduction: str, denom: float, dtype):
 
 
 def _denominator(roww, target) -> float:
-    return float(target.size) if roww is None else float(np.sum(roww, dtype=np.float64))
+    return float(target.size) if roww is None else float(xp.sum(roww, dtype=xp.float64))
 
 
 class CrossEntropy(Function):
@@ -109,17 +108,17 @@ class CrossEntropy(Function):
                 reduction="mean"):
         m, c = z.shape
         e, zmax, sums = _softmax_parts(z)
-        lse = np.log(sums)  # logp = (z - zmax) - lse, subtracted in that order for accuracy
+        lse = xp.log(sums)  # logp = (z - zmax) - lse, subtracted in that order for accuracy
         roww, safe, valid = _row_weights(target, weight, ignore_index, z.dtype)
-        loss = lse - (z[np.arange(m), safe] - zmax)  # -logp[y]
+        loss = lse - (z[xp.arange(m), safe] - zmax)  # -logp[y]
         if roww is not None:
             loss *= roww
         eps = label_smoothing
         wvec = None
         if eps:
-            wvec = np.ones(c, z.dtype) if weight is None else weight.astype(z.dtype)
+            wvec = xp.ones(c, z.dtype) if weight is None else weight.astype(z.dtype)
             # -sum_c w_c logp_ic = sum(w) * lse_i - (z_i - zmax_i) @ w
-            smooth = lse * float(np.sum(wvec, dtype=np.float64)) - (z - zmax[:, None]) @ wvec
+            smooth = lse * float(xp.sum(wvec, dtype=xp.float64)) - (z - zmax[:, None]) @ wvec
             if valid is not None:
                 smooth *= valid
             loss = loss * (1.0 - eps) + smooth * (eps / c)
@@ -140,14 +139,14 @@ class CrossEntropy(Function):
         else:
             q_total, q_target = roww * hit, roww * hit
             if eps:
-                wsum = float(np.sum(wvec, dtype=np.float64)) * eps / c
+                wsum = float(xp.sum(wvec, dtype=xp.float64)) * eps / c
                 q_total = q_total + (wsum if valid is None else valid * wsum)
         grad = e * ((r * q_total) / sums)[:, None]  # r * Q_i * softmax_i, one pass
-        grad[np.arange(e.shape[0]), safe] -= r * q_target
+        grad[xp.arange(e.shape[0]), safe] -= r * q_target
         if eps:
             rv = r if valid is None else r * valid
             smooth = wvec * (eps / c)
-            grad -= smooth * rv if np.ndim(rv) == 0 else np.multiply.outer(rv, smooth)
+            grad -= smooth * rv if xp.ndim(rv) == 0 else xp.multiply.outer(rv, smooth)
         return grad
 
 
@@ -159,7 +158,7 @@ class NllLoss(Function):
     @staticmethod
     def forward(ctx, logp, target=None, weight=None, ignore_index=-100, reduction="mean"):
         roww, safe, _ = _row_weights(target, weight, ignore_index, logp.dtype)
-        loss = -logp[np.arange(logp.shape[0]), safe]
+        loss = -logp[xp.arange(logp.shape[0]), safe]
         if roww is not None:
             loss *= roww
         denom = _denominator(roww, target)
@@ -172,8 +171,8 @@ class NllLoss(Function):
         safe, roww = ctx.saved
         shape, dtype, reduction, denom = ctx.meta
         r = _row_upstream(g, reduction, denom, dtype)
-        grad = np.zeros(shape, dtype=dtype)
-        grad[np.arange(shape[0]), safe] = -r if roww is None else roww * -r
+        grad = xp.zeros(shape, dtype=dtype)
+        grad[xp.arange(shape[0]), safe] = -r if roww is None else roww * -r
         return grad
 
 
@@ -190,11 +189,11 @@ class CrossEntropyProbs(Function):
         m, c = z.shape
         e, zmax, sums = _softmax_parts(z)
         logp = z - zmax[:, None]
-        logp -= np.log(sums)[:, None]
+        logp -= xp.log(sums)[:, None]
         eps = label_smoothing
         tt = t * (1.0 - eps) + eps / c if eps else t
         a = tt if weight is None else tt * weight.astype(z.dtype, copy=False)
-        loss = -np.einsum("ij,ij->i", a, logp)
+        loss = -xp.einsum("ij,ij->i", a, logp)
         ctx.save_for_backward(e, sums, logp, a, weight)
         ctx.meta = (eps, reduction)
         return reduce_loss(loss, reduction)
@@ -252,7 +251,7 @@ class MseLoss(_Pointwise):
     @staticmethod
     def value(x, t, p):
         d = x - t
-        return np.multiply(d, d, out=d)
+        return xp.multiply(d, d, out=d)
 
     @staticmethod
     def grads(x, t, p, need_t):
@@ -267,11 +266,11 @@ class L1Loss(_Pointwise):
     @staticmethod
     def value(x, t, p):
         d = x - t
-        return np.abs(d, out=d)
+        return xp.abs(d, out=d)
 
     @staticmethod
     def grads(x, t, p, need_t):
-        s = np.sign(x - t)
+        s = xp.sign(x - t)
         return s, (-s if need_t else None)
 
 
@@ -283,8 +282,8 @@ class HuberLoss(_Pointwise):
     @staticmethod
     def value(x, t, p):
         delta = p["delta"]
-        a = np.abs(x - t)
-        quad = np.minimum(a, delta)
+        a = xp.abs(x - t)
+        quad = xp.minimum(a, delta)
         # 0.5 q^2 + delta (a - q): equals both branches
         out = a - quad
         out *= delta
@@ -295,7 +294,7 @@ class HuberLoss(_Pointwise):
 
     @staticmethod
     def grads(x, t, p, need_t):
-        d = np.clip(x - t, -p["delta"], p["delta"])
+        d = xp.clip(x - t, -p["delta"], p["delta"])
         return d, (-d if need_t else None)
 
 
@@ -316,7 +315,7 @@ class SmoothL1Loss(_Pointwise):
         beta = p["beta"]
         if beta == 0:
             return L1Loss.grads(x, t, p, need_t)
-        d = np.clip((x - t) * (1.0 / beta), -1.0, 1.0)
+        d = xp.clip((x - t) * (1.0 / beta), -1.0, 1.0)
         return d, (-d if need_t else None)
 
 
@@ -329,14 +328,14 @@ class HingeLoss(_Pointwise):
     @staticmethod
     def value(x, t, p):
         out = x * t
-        np.subtract(p["margin"], out, out=out)
-        return np.maximum(out, 0.0, out=out)
+        xp.subtract(p["margin"], out, out=out)
+        return xp.maximum(out, 0.0, out=out)
 
     @staticmethod
     def grads(x, t, p, need_t):
         active = (x * t) < p["margin"]
-        gx = np.multiply(active, -t, dtype=x.dtype)
-        return gx, (np.multiply(active, -x, dtype=x.dtype) if need_t else None)
+        gx = xp.multiply(active, -t, dtype=x.dtype)
+        return gx, (xp.multiply(active, -x, dtype=x.dtype) if need_t else None)
 
 
 class BceLoss(_Pointwise):
@@ -346,20 +345,20 @@ class BceLoss(_Pointwise):
 
     @staticmethod
     def _logs(x):
-        with np.errstate(divide="ignore"):
-            return np.maximum(np.log(x), -100.0), np.maximum(np.log1p(-x), -100.0)
+        with xp.errstate(divide="ignore"):
+            return xp.maximum(xp.log(x), -100.0), xp.maximum(xp.log1p(-x), -100.0)
 
     @staticmethod
     def value(x, t, p):
         logx, log1mx = BceLoss._logs(x)
         out = log1mx - t * (log1mx - logx)  # t log x + (1 - t) log(1 - x)
-        np.negative(out, out=out)
+        xp.negative(out, out=out)
         return out if p["weight"] is None else out * p["weight"]
 
     @staticmethod
     def grads(x, t, p, need_t):
         w = p["weight"]
-        denom = np.maximum(x * (1.0 - x), 1e-12)
+        denom = xp.maximum(x * (1.0 - x), 1e-12)
         gx = (x - t) / denom
         gt = None
         if need_t:
@@ -379,9 +378,9 @@ class BceWithLogitsLoss(_Pointwise):
 
     @staticmethod
     def _softplus_neg(x):
-        out = np.exp(-np.abs(x))
-        np.log1p(out, out=out)
-        out += np.maximum(-x, 0.0)
+        out = xp.exp(-xp.abs(x))
+        xp.log1p(out, out=out)
+        out += xp.maximum(-x, 0.0)
         return out
 
     @staticmethod
@@ -421,19 +420,19 @@ class KlDivLoss(_Pointwise):
     @staticmethod
     def value(x, t, p):
         if p["log_target"]:
-            return np.exp(t) * (t - x)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = t * (np.log(t) - x)
-        return np.where(t > 0, out, np.zeros((), out.dtype))
+            return xp.exp(t) * (t - x)
+        with xp.errstate(divide="ignore", invalid="ignore"):
+            out = t * (xp.log(t) - x)
+        return xp.where(t > 0, out, xp.zeros((), out.dtype))
 
     @staticmethod
     def grads(x, t, p, need_t):
         if p["log_target"]:
-            et = np.exp(t)
+            et = xp.exp(t)
             return -et, (et * (t - x + 1.0) if need_t else None)
         gt = None
         if need_t:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gt = np.log(t) + 1.0 - x
-            gt = np.where(t > 0, gt, np.zeros((), gt.dtype))
+            with xp.errstate(divide="ignore", invalid="ignore"):
+                gt = xp.log(t) + 1.0 - x
+            gt = xp.where(t > 0, gt, xp.zeros((), gt.dtype))
         return -t, gt

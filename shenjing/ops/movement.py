@@ -4,9 +4,8 @@ indexing and gather. Their gradients route values back to where they came from.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..autograd import Function
+from ..backend import xp
 
 __all__ = ["Reshape", "Permute", "Expand", "Repeat", "Cat", "Pad", "Flip", "GetItem", "SetItem",
            "Gather"]
@@ -27,11 +26,11 @@ class Permute(Function):
     @staticmethod
     def forward(ctx, a, dims=None):
         ctx.dims = dims
-        return np.transpose(a, dims)
+        return xp.transpose(a, dims)
 
     @staticmethod
     def backward(ctx, g):
-        return np.transpose(g, np.argsort(ctx.dims))
+        return xp.transpose(g, xp.argsort(ctx.dims))
 
 
 class Expand(Function):
@@ -39,7 +38,7 @@ class Expand(Function):
 
     @staticmethod
     def forward(ctx, a, shape=None):
-        return np.broadcast_to(a, shape)
+        return xp.broadcast_to(a, shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -52,7 +51,7 @@ class Repeat(Function):
     @staticmethod
     def forward(ctx, a, repeats=None):
         ctx.meta = (a.shape, repeats)
-        return np.tile(a, repeats)
+        return xp.tile(a, repeats)
 
     @staticmethod
     def backward(ctx, g):
@@ -70,13 +69,13 @@ class Cat(Function):
 
     @staticmethod
     def forward(ctx, *arrays, dim=0):
-        ctx.meta = (dim, np.cumsum([a.shape[dim] for a in arrays])[:-1])
-        return np.concatenate(arrays, axis=dim)
+        ctx.meta = (dim, xp.cumsum([a.shape[dim] for a in arrays])[:-1])
+        return xp.concatenate(arrays, axis=dim)
 
     @staticmethod
     def backward(ctx, g):
         dim, cuts = ctx.meta
-        return tuple(np.split(g, cuts, axis=dim))
+        return tuple(xp.split(g, cuts, axis=dim))
 
 
 class Pad(Function):
@@ -85,7 +84,7 @@ class Pad(Function):
     @staticmethod
     def forward(ctx, a, pad_width=None, value=0.0):
         ctx.slices = tuple(slice(b, b + n) for (b, _), n in zip(pad_width, a.shape))
-        return np.pad(a, pad_width, mode="constant", constant_values=value)
+        return xp.pad(a, pad_width, mode="constant", constant_values=value)
 
     @staticmethod
     def backward(ctx, g):
@@ -96,18 +95,18 @@ class Flip(Function):
     @staticmethod
     def forward(ctx, a, dims=None):
         ctx.dims = dims
-        return np.flip(a, dims)
+        return xp.flip(a, dims)
 
     @staticmethod
     def backward(ctx, g):
-        return np.flip(g, ctx.dims)
+        return xp.flip(g, ctx.dims)
 
 
 def _is_basic(index) -> bool:
     """True when an index selects each element at most once (no integer arrays)."""
     items = index if isinstance(index, tuple) else (index,)
     for it in items:
-        if isinstance(it, np.ndarray) and it.dtype != bool:
+        if isinstance(it, xp.ndarray) and it.dtype != bool:
             return False
         if isinstance(it, (list, tuple)):
             return False
@@ -117,7 +116,7 @@ def _is_basic(index) -> bool:
 class GetItem(Function):
     """x[index] with ints, slices, None, Ellipsis, boolean masks and integer arrays.
 
-    Integer-array indices may repeat an element; their gradients accumulate (np.add.at).
+    Integer-array indices may repeat an element; their gradients accumulate (xp.add.at).
     """
 
     op_name = "index"
@@ -131,11 +130,11 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx, g):
         shape, dtype, index = ctx.meta
-        gx = np.zeros(shape, dtype=g.dtype)
+        gx = xp.zeros(shape, dtype=g.dtype)
         if _is_basic(index):
             gx[index] = g
         else:
-            np.add.at(gx, index, g)
+            xp.add.at(gx, index, g)
         return gx
 
 
@@ -164,9 +163,9 @@ class SetItem(Function):
         return ga, gv
 
 
-def along_axis_index(idx: np.ndarray, axis: int) -> tuple:
+def along_axis_index(idx: xp.ndarray, axis: int) -> tuple:
     """Full fancy index equivalent to take_along_axis(·, idx, axis)."""
-    grids = list(np.ogrid[tuple(slice(n) for n in idx.shape)])  # a tuple in NumPy 2
+    grids = list(xp.ogrid[tuple(slice(n) for n in idx.shape)])  # a tuple in NumPy 2
     grids[axis] = idx
     return tuple(grids)
 
@@ -177,11 +176,11 @@ class Gather(Function):
     @staticmethod
     def forward(ctx, a, index, dim=0):
         ctx.meta = (a.shape, index, dim)
-        return np.take_along_axis(a, index, axis=dim)
+        return xp.take_along_axis(a, index, axis=dim)
 
     @staticmethod
     def backward(ctx, g):
         shape, index, dim = ctx.meta
-        gx = np.zeros(shape, dtype=g.dtype)
-        np.add.at(gx, along_axis_index(index, dim), g)
+        gx = xp.zeros(shape, dtype=g.dtype)
+        xp.add.at(gx, along_axis_index(index, dim), g)
         return gx, None

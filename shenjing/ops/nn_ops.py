@@ -5,7 +5,7 @@ NumPy passes instead of a chain of small ops. Arguments are validated by the cal
 `shenjing.nn.functional`; these kernels assume well-formed arrays.
 
 Reductions avoid `a.sum(axis)` (PERF-NOTES lesson 8) and temporaries: small ones are one
-GEMV (`ones @ g`); large ones use `np.einsum`, which is single-threaded and allocates
+GEMV (`ones @ g`); large ones use `xp.einsum`, which is single-threaded and allocates
 nothing, because a threaded OpenBLAS GEMV stalls for milliseconds when the two cores are
 busy, and every fresh large temporary costs page faults (PERF-NOTES, "The environment").
 """
@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ..autograd import Function
+from ..backend import xp
 from .elementwise import sigmoid_array
 
 __all__ = ["Linear", "Embedding", "Dropout", "BatchNorm", "LayerNorm", "Gelu", "Elu", "Silu",
@@ -29,18 +28,18 @@ __all__ = ["Linear", "Embedding", "Dropout", "BatchNorm", "LayerNorm", "Gelu", "
 _SMALL = 1 << 16  # below this many elements OpenBLAS runs a GEMV on one thread
 
 
-def col_sums(a2: np.ndarray) -> np.ndarray:
+def col_sums(a2: xp.ndarray) -> xp.ndarray:
     """Sum over the rows of a 2-D array, (M, K) -> (K,)."""
     if a2.size <= _SMALL:
-        return np.ones(a2.shape[0], dtype=a2.dtype) @ a2
-    return np.einsum("ij->j", a2)
+        return xp.ones(a2.shape[0], dtype=a2.dtype) @ a2
+    return xp.einsum("ij->j", a2)
 
 
-def row_sums(a2: np.ndarray) -> np.ndarray:
+def row_sums(a2: xp.ndarray) -> xp.ndarray:
     """Sum along each row of a 2-D array, (M, K) -> (M,)."""
     if a2.size <= _SMALL:
-        return a2 @ np.ones(a2.shape[1], dtype=a2.dtype)
-    return np.einsum("ij->i", a2)
+        return a2 @ xp.ones(a2.shape[1], dtype=a2.dtype)
+    return xp.einsum("ij->i", a2)
 
 
 # ----------------------------------------------------------------------------- Linear
@@ -79,32 +78,32 @@ class Embedding(Function):
     """Rows of `weight` picked by integer `indices`; repeated indices accumulate in backward.
 
     The backward sorts the indices once and sums each run of equal indices with
-    `np.add.reduceat` (about 3x faster than `np.add.at` for a 25,000 x 100 table); the
+    `xp.add.reduceat` (about 3x faster than `xp.add.at` for a 25,000 x 100 table); the
     padding row gets no gradient.
     """
 
     @staticmethod
     def forward(ctx, weight, indices=None, padding_idx=None):
         ctx.meta = (indices, weight.shape, padding_idx)
-        return np.take(weight, indices, axis=0)
+        return xp.take(weight, indices, axis=0)
 
     @staticmethod
     def backward(ctx, g):
         indices, shape, padding_idx = ctx.meta
         idx = indices.reshape(-1)
         g2 = g.reshape(idx.size, shape[1])
-        gw = np.zeros(shape, dtype=g.dtype)
+        gw = xp.zeros(shape, dtype=g.dtype)
         if idx.size:
-            order = np.argsort(idx)
+            order = xp.argsort(idx)
             s = idx[order]
-            first = np.empty(s.size, dtype=bool)
+            first = xp.empty(s.size, dtype=bool)
             first[0] = True
-            np.not_equal(s[1:], s[:-1], out=first[1:])
-            starts = np.flatnonzero(first)
+            xp.not_equal(s[1:], s[:-1], out=first[1:])
+            starts = xp.flatnonzero(first)
             if starts.size == s.size:  # no repeats: a plain scatter
                 gw[idx] = g2
             else:
-                gw[s[starts]] = np.add.reduceat(np.take(g2, order, axis=0), starts, axis=0)
+                gw[s[starts]] = xp.add.reduceat(xp.take(g2, order, axis=0), starts, axis=0)
         if padding_idx is not None:
             gw[padding_idx] = 0
         return gw
@@ -121,8 +120,8 @@ class Dropout(Function):
     @staticmethod
     def forward(ctx, x, p=0.5, rng=None, mask_shape=None):
         shape = x.shape if mask_shape is None else mask_shape
-        keep = rng.random(shape, dtype=np.float32) >= p
-        mask = np.multiply(keep, x.dtype.type(1.0 / (1.0 - p)), dtype=x.dtype)
+        keep = rng.random(shape, dtype=xp.float32) >= p
+        mask = xp.multiply(keep, x.dtype.type(1.0 / (1.0 - p)), dtype=x.dtype)
         ctx.save_for_backward(mask)
         return x * mask
 
@@ -134,7 +133,7 @@ class Dropout(Function):
 # ----------------------------------------------------------------------------- BatchNorm
 
 
-def _affine(xhat: np.ndarray, w, b) -> np.ndarray:
+def _affine(xhat: xp.ndarray, w, b) -> xp.ndarray:
     """xhat * w + b as a new array (w, b broadcastable or None); xhat is left intact."""
     if w is None:
         return xhat + b if b is not None else xhat.copy()
@@ -162,23 +161,23 @@ class BatchNorm(Function):
         count = n * x3.shape[2]
         ctx.meta = (x.shape, training, count)
         if training:
-            mean = np.einsum("ncl->c", x3) * (1.0 / count)
+            mean = xp.einsum("ncl->c", x3) * (1.0 / count)
             xhat = x3 - mean[:, None]
-            var = np.einsum("ncl,ncl->c", xhat, xhat) * (1.0 / count)
+            var = xp.einsum("ncl,ncl->c", xhat, xhat) * (1.0 / count)
             if running_mean is not None:
                 running_mean *= 1.0 - momentum
                 running_mean += (momentum * mean).astype(running_mean.dtype, copy=False)
                 running_var *= 1.0 - momentum
                 unbiased = var * (momentum * count / max(count - 1, 1))
                 running_var += unbiased.astype(running_var.dtype, copy=False)
-            invstd = 1.0 / np.sqrt(var + eps)
+            invstd = 1.0 / xp.sqrt(var + eps)
             xhat *= invstd[:, None]
             ctx.save_for_backward(xhat, invstd, weight)
             out = _affine(xhat, None if weight is None else weight[:, None],
                           None if bias is None else bias[:, None])
             return out.reshape(x.shape)
         mean = running_mean.astype(x.dtype, copy=False)
-        invstd = 1.0 / np.sqrt(running_var.astype(x.dtype, copy=False) + eps)
+        invstd = 1.0 / xp.sqrt(running_var.astype(x.dtype, copy=False) + eps)
         scale = invstd if weight is None else invstd * weight
         shift = -mean * scale
         if bias is not None:
@@ -197,13 +196,13 @@ class BatchNorm(Function):
         else:
             x3, invstd, weight, mean = ctx.saved
         g3 = g.reshape(shape[0], shape[1], -1)
-        gb = np.einsum("ncl->c", g3) if (nb or nw or (nx and training)) else None
+        gb = xp.einsum("ncl->c", g3) if (nb or nw or (nx and training)) else None
         gw = None
         if nw or (nx and training):
             if training:
-                gw = np.einsum("ncl,ncl->c", g3, xhat)
+                gw = xp.einsum("ncl,ncl->c", g3, xhat)
             else:  # sum g * (x - mean) * invstd without forming x - mean
-                gw = (np.einsum("ncl,ncl->c", g3, x3) - mean * gb) * invstd
+                gw = (xp.einsum("ncl,ncl->c", g3, x3) - mean * gb) * invstd
         gx = None
         if nx:
             k = invstd if weight is None else invstd * weight
@@ -238,23 +237,23 @@ class LayerNorm(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, k=1, eps=1e-5):
-        feat = int(np.prod(x.shape[x.ndim - k:]))
+        feat = int(xp.prod(x.shape[x.ndim - k:]))
         x2 = x.reshape(-1, feat)
         m = x2.shape[0]
         w = None if weight is None else weight.reshape(-1)
         b = None if bias is None else bias.reshape(-1)
-        out = np.empty_like(x2)
-        mean = np.empty(m, dtype=x.dtype)
-        invstd = np.empty(m, dtype=x.dtype)
+        out = xp.empty_like(x2)
+        mean = xp.empty(m, dtype=x.dtype)
+        invstd = xp.empty(m, dtype=x.dtype)
         inv_k = 1.0 / feat
         for sl in _row_blocks(m, feat):
             xb, ob = x2[sl], out[sl]
-            mb = np.einsum("ij->i", xb) * inv_k
-            np.subtract(xb, mb[:, None], out=ob)
-            inv = np.einsum("ij,ij->i", ob, ob) * inv_k
+            mb = xp.einsum("ij->i", xb) * inv_k
+            xp.subtract(xb, mb[:, None], out=ob)
+            inv = xp.einsum("ij,ij->i", ob, ob) * inv_k
             inv += eps
-            np.sqrt(inv, out=inv)
-            np.reciprocal(inv, out=inv)
+            xp.sqrt(inv, out=inv)
+            xp.reciprocal(inv, out=inv)
             ob *= inv[:, None]
             if w is not None:
                 ob *= w
@@ -274,28 +273,28 @@ class LayerNorm(Function):
         g2 = g.reshape(x2.shape)
         m, feat = x2.shape
         inv_k = 1.0 / feat
-        gx = np.empty_like(x2) if nx else None
-        gw = np.zeros(feat, dtype=x2.dtype) if nw else None
+        gx = xp.empty_like(x2) if nx else None
+        gw = xp.zeros(feat, dtype=x2.dtype) if nw else None
         if nx or nw:
             rows = next(_row_blocks(m, feat)).stop
-            xh_buf = np.empty((rows, feat), dtype=x2.dtype)
-            gh_buf = np.empty((rows, feat), dtype=x2.dtype) if nx else None
+            xh_buf = xp.empty((rows, feat), dtype=x2.dtype)
+            gh_buf = xp.empty((rows, feat), dtype=x2.dtype) if nx else None
             for sl in _row_blocks(m, feat):
                 n = sl.stop - sl.start
                 xh, gb_ = xh_buf[:n], g2[sl]
-                np.subtract(x2[sl], mean[sl, None], out=xh)
+                xp.subtract(x2[sl], mean[sl, None], out=xh)
                 xh *= invstd[sl, None]
                 if nw:
-                    gw += np.einsum("ij,ij->j", gb_, xh)
+                    gw += xp.einsum("ij,ij->j", gb_, xh)
                 if nx:
                     gh = gh_buf[:n]
-                    np.multiply(gb_, 1.0 if w is None else w, out=gh)
-                    a = np.einsum("ij->i", gh) * inv_k
-                    b = np.einsum("ij,ij->i", gh, xh) * inv_k
+                    xp.multiply(gb_, 1.0 if w is None else w, out=gh)
+                    a = xp.einsum("ij->i", gh) * inv_k
+                    b = xp.einsum("ij,ij->i", gh, xh) * inv_k
                     xh *= b[:, None]
                     gh -= xh
                     gh -= a[:, None]
-                    np.multiply(gh, invstd[sl, None], out=gx[sl])
+                    xp.multiply(gh, invstd[sl, None], out=gx[sl])
         return ((None if gx is None else gx.reshape(shape)),
                 (None if gw is None else gw.reshape(wshape)),
                 (col_sums(g2).reshape(wshape) if nb else None))
@@ -341,16 +340,16 @@ def _log_erfc_scaled(t: float) -> float:
 # (degree, largest z) per dtype: erfc underflows past z = 10 in float32 and 27 in float64;
 # relative error of the fit about 1e-8 and 1e-13 respectively.
 _ERFC_FITS: dict = {}
-for _dt, _deg, _zmax in ((np.float32, 10, 10.0), (np.float64, 22, 27.0)):
+for _dt, _deg, _zmax in ((xp.float32, 10, 10.0), (xp.float64, 22, 27.0)):
     _lo = 1.0 / (1.0 + _zmax / 2)
-    _ERFC_FITS[np.dtype(_dt)] = (_chebyshev_fit(_log_erfc_scaled, _deg, _lo, 1.0), _lo, _zmax)
+    _ERFC_FITS[xp.dtype(_dt)] = (_chebyshev_fit(_log_erfc_scaled, _deg, _lo, 1.0), _lo, _zmax)
 
 
 _BLOCK = 1 << 14  # elements per block: a handful of 64 KB arrays stay in cache
 
 
 def _fit_for(dtype) -> tuple:
-    return _ERFC_FITS.get(np.dtype(dtype), _ERFC_FITS[np.dtype(np.float64)])
+    return _ERFC_FITS.get(xp.dtype(dtype), _ERFC_FITS[xp.dtype(xp.float64)])
 
 
 def _erfc_block(z, out, zc, t, u) -> None:
@@ -362,11 +361,11 @@ def _erfc_block(z, out, zc, t, u) -> None:
     coef, lo, _ = _fit_for(out.dtype)
     # no clamp needed: past the fitted range t < lo keeps u >= -1.4, where P stays modest,
     # and exp(P - z^2) underflows to 0 (z = inf included)
-    np.copyto(zc, z)
-    np.multiply(zc, 0.5, out=t)
+    xp.copyto(zc, z)
+    xp.multiply(zc, 0.5, out=t)
     t += 1.0
-    np.reciprocal(t, out=t)
-    np.subtract(t, (1.0 + lo) / 2, out=u)
+    xp.reciprocal(t, out=t)
+    xp.subtract(t, (1.0 + lo) / 2, out=u)
     u *= 2.0 / (1.0 - lo)
     out.fill(coef[-1])
     for c in coef[-2::-1]:
@@ -374,22 +373,22 @@ def _erfc_block(z, out, zc, t, u) -> None:
         out += c
     zc *= zc
     out -= zc
-    np.exp(out, out=out)
+    xp.exp(out, out=out)
     out *= t
 
 
-def _scratch(n: int, dtype, k: int) -> np.ndarray:
-    return np.empty((k, min(n, _BLOCK)), dtype=dtype)
+def _scratch(n: int, dtype, k: int) -> xp.ndarray:
+    return xp.empty((k, min(n, _BLOCK)), dtype=dtype)
 
 
-def erfc_array(z: np.ndarray) -> np.ndarray:
+def erfc_array(z: xp.ndarray) -> xp.ndarray:
     """Complementary error function of z >= 0, elementwise, with small relative error
     (about 1e-13 in float64, a few ulps in float32), computed block by block in cache."""
-    dt = z.dtype if z.dtype in _ERFC_FITS else np.dtype(np.float64)
-    zf = np.ascontiguousarray(z, dtype=dt).reshape(-1)
-    out = np.empty(zf.size, dtype=dt)
+    dt = z.dtype if z.dtype in _ERFC_FITS else xp.dtype(xp.float64)
+    zf = xp.ascontiguousarray(z, dtype=dt).reshape(-1)
+    out = xp.empty(zf.size, dtype=dt)
     zc, t, u = _scratch(zf.size, dt, 3)
-    with np.errstate(over="ignore"):  # z^2 of huge z: inf, and erfc 0
+    with xp.errstate(over="ignore"):  # z^2 of huge z: inf, and erfc 0
         for s in range(0, zf.size, _BLOCK):
             e = min(s + _BLOCK, zf.size)
             n = e - s
@@ -400,23 +399,23 @@ def erfc_array(z: np.ndarray) -> np.ndarray:
 def _cdf_block(x, out, scratch) -> None:
     """out = Phi(x) = erfc(-x / sqrt 2) / 2 for a 1-D block, accurate in both tails."""
     a, zc, t, u = scratch
-    np.abs(x, out=a)
+    xp.abs(x, out=a)
     a *= 1.0 / math.sqrt(2.0)
     _erfc_block(a, out, zc, t, u)
     out *= 0.5  # h = Phi(-|x|); Phi(x) = h + [x >= 0] (1 - 2h), exact in the left tail
-    np.multiply(out, -2.0, out=u)
+    xp.multiply(out, -2.0, out=u)
     u += 1.0
     u *= x >= 0
     out += u
 
 
-def normal_cdf_array(x: np.ndarray) -> np.ndarray:
+def normal_cdf_array(x: xp.ndarray) -> xp.ndarray:
     """Phi(x), the standard normal CDF, elementwise (float32 or float64)."""
-    dt = x.dtype if x.dtype in _ERFC_FITS else np.dtype(np.float64)
-    xf = np.ascontiguousarray(x, dtype=dt).reshape(-1)
-    out = np.empty(xf.size, dtype=dt)
+    dt = x.dtype if x.dtype in _ERFC_FITS else xp.dtype(xp.float64)
+    xf = xp.ascontiguousarray(x, dtype=dt).reshape(-1)
+    out = xp.empty(xf.size, dtype=dt)
     scratch = _scratch(xf.size, dt, 4)
-    with np.errstate(over="ignore"):
+    with xp.errstate(over="ignore"):
         for s in range(0, xf.size, _BLOCK):
             e = min(s + _BLOCK, xf.size)
             _cdf_block(xf[s:e], out[s:e], scratch[:, :e - s])
@@ -441,21 +440,21 @@ class Gelu(Function):
             inner += 1.0
             inner *= x
             inner *= _SQRT_2_OVER_PI
-            t = np.tanh(inner, out=inner)
+            t = xp.tanh(inner, out=inner)
             ctx.save_for_backward(x, t)
             out = t + 1.0
             out *= x
             out *= 0.5
             return out
-        xf = np.ascontiguousarray(x).reshape(-1)
-        cdf = np.empty_like(xf)
-        out = np.empty_like(xf)
+        xf = xp.ascontiguousarray(x).reshape(-1)
+        cdf = xp.empty_like(xf)
+        out = xp.empty_like(xf)
         scratch = _scratch(xf.size, x.dtype, 4)
-        with np.errstate(over="ignore"):
+        with xp.errstate(over="ignore"):
             for s in range(0, xf.size, _BLOCK):  # in cache: Phi takes about 30 passes
                 e = min(s + _BLOCK, xf.size)
                 _cdf_block(xf[s:e], cdf[s:e], scratch[:, :e - s])
-                np.multiply(xf[s:e], cdf[s:e], out=out[s:e])
+                xp.multiply(xf[s:e], cdf[s:e], out=out[s:e])
         ctx.save_for_backward(x, cdf.reshape(x.shape))
         return out.reshape(x.shape)
 
@@ -472,7 +471,7 @@ class Gelu(Function):
             d *= 1.0 - s * s
             d += 0.5 * (1.0 + s)
             return g * d
-        pdf = np.exp(x2 * -0.5, out=x2)  # phi(x) * sqrt(2 pi)
+        pdf = xp.exp(x2 * -0.5, out=x2)  # phi(x) * sqrt(2 pi)
         pdf *= x
         pdf *= _INV_SQRT_2PI
         pdf += s
@@ -486,20 +485,20 @@ class Elu(Function):
 
     @staticmethod
     def forward(ctx, x, alpha=1.0):
-        neg = np.minimum(x, 0.0)
-        e = np.exp(neg, out=neg)  # exp(min(x, 0)): the slope / alpha where x <= 0
+        neg = xp.minimum(x, 0.0)
+        e = xp.exp(neg, out=neg)  # exp(min(x, 0)): the slope / alpha where x <= 0
         e *= alpha
         pos = x > 0
         ctx.save_for_backward(e, pos)
         ctx.alpha = alpha
         out = e - alpha
-        out += np.maximum(x, 0.0)
+        out += xp.maximum(x, 0.0)
         return out
 
     @staticmethod
     def backward(ctx, g):
         e, pos = ctx.saved
-        slope = np.multiply(pos, g.dtype.type(1.0 - ctx.alpha), dtype=g.dtype)  # x > 0: e == alpha
+        slope = xp.multiply(pos, g.dtype.type(1.0 - ctx.alpha), dtype=g.dtype)  # x > 0: e == alpha
         slope += e
         return g * slope
 

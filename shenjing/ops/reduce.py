@@ -6,34 +6,33 @@ or None for all axes.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..autograd import Function
+from ..backend import xp
 
 __all__ = ["Sum", "Mean", "Prod", "Amax", "Amin", "Var", "Std", "LogSumExp", "Norm2", "NormP",
            "Softmax", "LogSoftmax"]
 
 
-def _expand(g: np.ndarray, shape: tuple, axes, keepdim: bool) -> np.ndarray:
+def _expand(g: xp.ndarray, shape: tuple, axes, keepdim: bool) -> xp.ndarray:
     """Broadcast a reduced gradient back over the reduced axes (a read-only view)."""
     if axes is None:
-        return np.broadcast_to(g.reshape((1,) * len(shape)), shape)
+        return xp.broadcast_to(g.reshape((1,) * len(shape)), shape)
     if not keepdim:
-        g = np.expand_dims(g, axes)
-    return np.broadcast_to(g, shape)
+        g = xp.expand_dims(g, axes)
+    return xp.broadcast_to(g, shape)
 
 
 def _count(shape: tuple, axes) -> int:
     if axes is None:
-        return int(np.prod(shape, dtype=np.int64))
-    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
+        return int(xp.prod(shape, dtype=xp.int64))
+    return int(xp.prod([shape[a] for a in axes], dtype=xp.int64))
 
 
 class Sum(Function):
     @staticmethod
     def forward(ctx, a, dim=None, keepdim=False):
         ctx.meta = (a.shape, dim, keepdim)
-        return np.sum(a, axis=dim, keepdims=keepdim)
+        return xp.sum(a, axis=dim, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, g):
@@ -44,7 +43,7 @@ class Mean(Function):
     @staticmethod
     def forward(ctx, a, dim=None, keepdim=False):
         ctx.meta = (a.shape, dim, keepdim)
-        return np.mean(a, axis=dim, keepdims=keepdim)
+        return xp.mean(a, axis=dim, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, g):
@@ -60,7 +59,7 @@ class Prod(Function):
     def forward(ctx, a, dim=None, keepdim=False):
         ctx.save_for_backward(a)
         ctx.meta = (dim, keepdim)
-        return np.prod(a, axis=dim, keepdims=keepdim)
+        return xp.prod(a, axis=dim, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, g):
@@ -68,20 +67,20 @@ class Prod(Function):
         dim, keepdim = ctx.meta
         axes = tuple(range(a.ndim)) if dim is None else dim
         rest = tuple(i for i in range(a.ndim) if i not in axes)
-        moved = np.transpose(a, rest + axes)
+        moved = xp.transpose(a, rest + axes)
         flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
-        ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype)
-        left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
-        right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+        ones = xp.ones(flat.shape[:-1] + (1,), dtype=a.dtype)
+        left = xp.cumprod(xp.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+        right = xp.cumprod(xp.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
         others = (left * right).reshape(moved.shape)
-        others = np.transpose(others, np.argsort(rest + axes))
+        others = xp.transpose(others, xp.argsort(rest + axes))
         return others * _expand(g, a.shape, dim, keepdim)
 
 
 class _Extremum(Function):
     """amax/amin: the gradient is shared evenly among tied extreme elements, as in torch."""
 
-    reduce = staticmethod(np.max)
+    reduce = staticmethod(xp.max)
 
     @classmethod
     def _fwd(cls, ctx, a, dim, keepdim):
@@ -90,7 +89,7 @@ class _Extremum(Function):
         out = cls.reduce(a, axis=dim, keepdims=True)
         ctx.save_for_backward(a, out)
         ctx.meta = (dim, keepdim)
-        return out if keepdim else (out.reshape(()) if dim is None else np.squeeze(out, dim))
+        return out if keepdim else (out.reshape(()) if dim is None else xp.squeeze(out, dim))
 
     @staticmethod
     def backward(ctx, g):
@@ -108,7 +107,7 @@ class Amax(_Extremum):
 
 
 class Amin(_Extremum):
-    reduce = staticmethod(np.min)
+    reduce = staticmethod(xp.min)
 
     @staticmethod
     def forward(ctx, a, dim=None, keepdim=False):
@@ -120,13 +119,13 @@ class Var(Function):
 
     @staticmethod
     def forward(ctx, a, dim=None, correction=1, keepdim=False):
-        centered = a - np.mean(a, axis=dim, keepdims=True)
+        centered = a - xp.mean(a, axis=dim, keepdims=True)
         n = _count(a.shape, dim)
         denom = max(n - correction, 0)
         ctx.save_for_backward(centered)
         ctx.meta = (dim, keepdim, denom)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.sum(centered * centered, axis=dim, keepdims=keepdim) / a.dtype.type(denom)
+        with xp.errstate(divide="ignore", invalid="ignore"):
+            return xp.sum(centered * centered, axis=dim, keepdims=keepdim) / a.dtype.type(denom)
 
     @staticmethod
     def backward(ctx, g):
@@ -141,31 +140,31 @@ class Std(Var):
 
     @staticmethod
     def forward(ctx, a, dim=None, correction=1, keepdim=False):
-        out = np.sqrt(Var.forward(ctx, a, dim, correction, keepdim))
+        out = xp.sqrt(Var.forward(ctx, a, dim, correction, keepdim))
         ctx.out = out
         return out
 
     @staticmethod
     def backward(ctx, g):
         out = ctx.out  # where it is 0, every centered value is 0 and so is the gradient
-        return Var.backward(ctx, g / (2 * np.where(out == 0, 1, out)))
+        return Var.backward(ctx, g / (2 * xp.where(out == 0, 1, out)))
 
 
 class LogSumExp(Function):
     @staticmethod
     def forward(ctx, a, dim=None, keepdim=False):
-        m = np.max(a, axis=dim, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0)
-        out = np.log(np.sum(np.exp(a - m), axis=dim, keepdims=True)) + m
+        m = xp.max(a, axis=dim, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        out = xp.log(xp.sum(xp.exp(a - m), axis=dim, keepdims=True)) + m
         ctx.save_for_backward(a, out)
         ctx.meta = (dim, keepdim)
-        return out if keepdim else (out.reshape(()) if dim is None else np.squeeze(out, dim))
+        return out if keepdim else (out.reshape(()) if dim is None else xp.squeeze(out, dim))
 
     @staticmethod
     def backward(ctx, g):
         a, out = ctx.saved
         dim, keepdim = ctx.meta
-        return _expand(g, a.shape, dim, keepdim) * np.exp(a - out)
+        return _expand(g, a.shape, dim, keepdim) * xp.exp(a - out)
 
 
 class Norm2(Function):
@@ -175,16 +174,16 @@ class Norm2(Function):
 
     @staticmethod
     def forward(ctx, a, dim=None, keepdim=False):
-        out = np.sqrt(np.sum(a * a, axis=dim, keepdims=True))
+        out = xp.sqrt(xp.sum(a * a, axis=dim, keepdims=True))
         ctx.save_for_backward(a, out)
         ctx.meta = (dim, keepdim)
-        return out if keepdim else (out.reshape(()) if dim is None else np.squeeze(out, dim))
+        return out if keepdim else (out.reshape(()) if dim is None else xp.squeeze(out, dim))
 
     @staticmethod
     def backward(ctx, g):
         a, out = ctx.saved
         dim, keepdim = ctx.meta
-        safe = np.where(out == 0, 1, out)
+        safe = xp.where(out == 0, 1, out)
         return _expand(g, a.shape, dim, keepdim) * (a / safe)
 
 
@@ -196,18 +195,18 @@ class NormP(Function):
 
     @staticmethod
     def forward(ctx, a, p=3.0, dim=None, keepdim=False):
-        absa = np.abs(a)
-        out = np.sum(absa**p, axis=dim, keepdims=True) ** (1.0 / p)
+        absa = xp.abs(a)
+        out = xp.sum(absa**p, axis=dim, keepdims=True) ** (1.0 / p)
         ctx.save_for_backward(a, absa, out)
         ctx.meta = (p, dim, keepdim)
-        return out if keepdim else (out.reshape(()) if dim is None else np.squeeze(out, dim))
+        return out if keepdim else (out.reshape(()) if dim is None else xp.squeeze(out, dim))
 
     @staticmethod
     def backward(ctx, g):
         a, absa, out = ctx.saved
         p, dim, keepdim = ctx.meta
-        ratio = absa / np.where(out == 0, 1, out)
-        return _expand(g, a.shape, dim, keepdim) * np.sign(a) * ratio ** (p - 1)
+        ratio = absa / xp.where(out == 0, 1, out)
+        return _expand(g, a.shape, dim, keepdim) * xp.sign(a) * ratio ** (p - 1)
 
 
 class Softmax(Function):
@@ -215,8 +214,8 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, a, dim=-1):
-        e = np.exp(a - np.max(a, axis=dim, keepdims=True))
-        e /= np.sum(e, axis=dim, keepdims=True)
+        e = xp.exp(a - xp.max(a, axis=dim, keepdims=True))
+        e /= xp.sum(e, axis=dim, keepdims=True)
         ctx.save_for_backward(e)
         ctx.dim = dim
         return e
@@ -225,7 +224,7 @@ class Softmax(Function):
     def backward(ctx, g):
         (y,) = ctx.saved
         gy = g * y
-        return gy - y * np.sum(gy, axis=ctx.dim, keepdims=True)
+        return gy - y * xp.sum(gy, axis=ctx.dim, keepdims=True)
 
 
 class LogSoftmax(Function):
@@ -233,8 +232,8 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, a, dim=-1):
-        shifted = a - np.max(a, axis=dim, keepdims=True)
-        out = shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
+        shifted = a - xp.max(a, axis=dim, keepdims=True)
+        out = shifted - xp.log(xp.sum(xp.exp(shifted), axis=dim, keepdims=True))
         ctx.save_for_backward(out)
         ctx.dim = dim
         return out
@@ -242,4 +241,4 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved
-        return g - np.exp(out) * np.sum(g, axis=ctx.dim, keepdims=True)
+        return g - xp.exp(out) * xp.sum(g, axis=ctx.dim, keepdims=True)

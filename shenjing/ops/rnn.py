@@ -41,9 +41,8 @@ from __future__ import annotations
 import math
 import weakref
 
-import numpy as np
-
 from ..autograd import Function
+from ..backend import xp
 
 __all__ = ["LSTMSequence", "GRUSequence", "RNNTanhSequence", "RNNReluSequence", "TakeRows"]
 
@@ -63,7 +62,7 @@ class _Lease:
 
 
 class _BufferPool:
-    """Recycles large uninitialized arrays by byte size (a drop-in for `np.empty`)."""
+    """Recycles large uninitialized arrays by byte size (a drop-in for `xp.empty`)."""
 
     def __init__(self, min_bytes: int = 1 << 18, max_bytes: int = 1 << 26,
                  per_size: int = 8, total: int = 1 << 28) -> None:
@@ -72,28 +71,28 @@ class _BufferPool:
         self.free: dict[int, list] = {}
         self.held = 0
 
-    def empty(self, shape: tuple, dtype) -> np.ndarray:
-        dtype = np.dtype(dtype)
+    def empty(self, shape: tuple, dtype) -> xp.ndarray:
+        dtype = xp.dtype(dtype)
         nbytes = math.prod(shape) * dtype.itemsize
         if not self.min_bytes <= nbytes <= self.max_bytes:
-            return np.empty(shape, dtype)
+            return xp.empty(shape, dtype)
         stack = self.free.get(nbytes)
         if stack:
             buf = stack.pop()
             self.held -= nbytes
         else:
-            buf = np.empty(nbytes, np.uint8)
+            buf = xp.empty(nbytes, xp.uint8)
         lease = _Lease()
         lease.__array_interface__ = {"shape": tuple(shape), "typestr": dtype.str,
                                      "data": (buf.ctypes.data, False), "version": 3}
         fin = weakref.finalize(lease, self._give_back, buf)
         fin.atexit = False
-        return np.asarray(lease)
+        return xp.asarray(lease)
 
-    def empty_like(self, a: np.ndarray) -> np.ndarray:
+    def empty_like(self, a: xp.ndarray) -> xp.ndarray:
         return self.empty(a.shape, a.dtype)
 
-    def _give_back(self, buf: np.ndarray) -> None:
+    def _give_back(self, buf: xp.ndarray) -> None:
         stack = self.free.setdefault(buf.nbytes, [])
         if len(stack) < self.per_size and self.held + buf.nbytes <= self.total:
             stack.append(buf)
@@ -106,22 +105,22 @@ _POOL = _BufferPool()
 # ----------------------------------------------------------------------------- helpers
 
 
-def _scales(blocks: tuple, H: int, dtype) -> np.ndarray:
+def _scales(blocks: tuple, H: int, dtype) -> xp.ndarray:
     """A (len(blocks) * H, 1) column of per-gate multipliers folded into the weights."""
-    return np.repeat(np.asarray(blocks, dtype=dtype), H)[:, None]
+    return xp.repeat(xp.asarray(blocks, dtype=dtype), H)[:, None]
 
 
-def _scaled(w: np.ndarray, scale, dt, out: np.ndarray | None = None) -> np.ndarray:
+def _scaled(w: xp.ndarray, scale, dt, out: xp.ndarray | None = None) -> xp.ndarray:
     """w * scale (row-wise) into `out` or a pooled array."""
     out = _POOL.empty(w.shape, dt) if out is None else out
     if scale is None:
-        np.copyto(out, w)
+        xp.copyto(out, w)
     else:
-        np.multiply(w, scale, out=out)
+        xp.multiply(w, scale, out=out)
     return out
 
 
-def _weights_cat(w_hh: np.ndarray, w_ih: np.ndarray, scale, dt) -> np.ndarray:
+def _weights_cat(w_hh: xp.ndarray, w_ih: xp.ndarray, scale, dt) -> xp.ndarray:
     """[w_hh | w_ih] * scale, (G*H, H + I): one GEMM with Z[:, t] = [h; x_t] per step."""
     H = w_hh.shape[1]
     wc = _POOL.empty((w_hh.shape[0], H + w_ih.shape[1]), dt)
@@ -130,7 +129,7 @@ def _weights_cat(w_hh: np.ndarray, w_ih: np.ndarray, scale, dt) -> np.ndarray:
     return wc
 
 
-def _bias_block(b, scale, N: int, dt) -> np.ndarray | None:
+def _bias_block(b, scale, N: int, dt) -> xp.ndarray | None:
     """The (scaled) bias broadcast to (G*H, N) once, so each step adds it contiguously."""
     if b is None:
         return None
@@ -147,14 +146,14 @@ def _prologue(ctx, x, h0, H: int, reverse: bool, batch_first: bool, dt):
     """
     T, N, n_in = (x.shape[1], x.shape[0], x.shape[2]) if batch_first else x.shape
     Z = _POOL.empty((H + n_in, T, N), dt)
-    np.copyto(Z[H:], x.transpose(2, 1, 0) if batch_first else x.transpose(2, 0, 1))
+    xp.copyto(Z[H:], x.transpose(2, 1, 0) if batch_first else x.transpose(2, 0, 1))
     Z[:H, T - 1 if reverse else 0] = 0.0 if h0 is None else h0.T
     out = _POOL.empty(((T + ctx.extra_rows) * N, H), dt)
     ctx.meta = (T, N, H, reverse, batch_first)
     return Z, out, _seq_view(out, T, N, batch_first)
 
 
-def _seq_view(rows: np.ndarray, T: int, N: int, batch_first: bool) -> np.ndarray:
+def _seq_view(rows: xp.ndarray, T: int, N: int, batch_first: bool) -> xp.ndarray:
     """Time-major (T, N, H) view of the hidden-state rows of an output (or its gradient)."""
     H = rows.shape[1]
     if batch_first:
@@ -169,25 +168,25 @@ def _steps(T: int, reverse: bool) -> list:
     return [(t, t + 1 if t + 1 < T else -1) for t in range(T)]
 
 
-def _grad_rows(ctx, grad: np.ndarray) -> np.ndarray:
+def _grad_rows(ctx, grad: xp.ndarray) -> xp.ndarray:
     """Time-major (T, N, H) hidden-state rows of the output gradient. Batch-first rows are
     first gathered into one array so each step's transposed read stays local (3x faster)."""
     T, N, H, _, batch_first = ctx.meta
     g = _seq_view(grad, T, N, batch_first)
     if batch_first:
         rows = _POOL.empty((T, N, H), grad.dtype)
-        np.copyto(rows, g)
+        xp.copyto(rows, g)
         g = rows
     return g
 
 
-def _tanh_by_exp(a: np.ndarray, out: np.ndarray) -> None:
+def _tanh_by_exp(a: xp.ndarray, out: xp.ndarray) -> None:
     """out = tanh(a) as 2 / (1 + exp(-2a)) - 1: float32 exp costs half of tanh (1.3 vs 2.6
     ns per element, PERF-NOTES lesson 9); the absolute error stays below 2e-7 in float32."""
-    np.multiply(a, -2.0, out=out)
-    np.exp(out, out=out)
+    xp.multiply(a, -2.0, out=out)
+    xp.exp(out, out=out)
     out += 1.0
-    np.divide(2.0, out, out=out)
+    xp.divide(2.0, out, out=out)
     out -= 1.0
 
 
@@ -207,16 +206,16 @@ def _closing_grads(ctx, dgi, dgh, Z, w_ih, dh0, dc0=None) -> tuple:
     dt = gi2.dtype
     dx = dw_ih = dw_hh = db_ih = db_hh = None
     if need[0]:
-        dx = np.matmul(gi2.T, w_ih, out=_POOL.empty((T * N, n_in), dt)).reshape(T, N, n_in)
+        dx = xp.matmul(gi2.T, w_ih, out=_POOL.empty((T * N, n_in), dt)).reshape(T, N, n_in)
         dx = dx.swapaxes(0, 1) if batch_first else dx
     if dgi is dgh and need[3] and need[4]:
-        dwc = np.matmul(gi2, Z2.T, out=_POOL.empty((GH, H + n_in), dt))
+        dwc = xp.matmul(gi2, Z2.T, out=_POOL.empty((GH, H + n_in), dt))
         dw_hh, dw_ih = dwc[:, :H], dwc[:, H:]
     else:
         dw_ih = gi2 @ Z2[H:].T if need[3] else None
         dw_hh = gh2 @ Z2[:H].T if need[4] else None
     if need[5] or need[6]:
-        ones = np.ones(T * N, dtype=dt)  # a GEMV beats .sum (PERF-NOTES lesson 8)
+        ones = xp.ones(T * N, dtype=dt)  # a GEMV beats .sum (PERF-NOTES lesson 8)
         db_ih = gi2 @ ones if need[5] else None
         db_hh = (db_ih if dgh is dgi and db_ih is not None else gh2 @ ones) if need[6] else None
     return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
@@ -241,7 +240,7 @@ class LSTMSequence(Function):
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False, batch_first=False):
         H = w_hh.shape[1]
-        dt = np.result_type(x, w_ih, w_hh)
+        dt = xp.result_type(x, w_ih, w_hh)
         scale = _scales((-1.0, -1.0, -2.0, -1.0), H, dt)
         Z, out, outt = _prologue(ctx, x, h0, H, reverse, batch_first, dt)
         T, N = Z.shape[1:]
@@ -252,26 +251,26 @@ class LSTMSequence(Function):
         po = 0 if reverse else 1
         cs[T * (1 - po)] = 0.0 if c0 is None else c0.T
         tcs = _POOL.empty((T, H, N), dt)  # tanh(c_t)
-        h = np.empty((H, N), dt)
-        tmp = np.empty((H, N), dt)
-        with np.errstate(over="ignore"):
+        h = xp.empty((H, N), dt)
+        tmp = xp.empty((H, N), dt)
+        with xp.errstate(over="ignore"):
             for t, slot in _steps(T, reverse):
                 g = G[t]
-                np.matmul(wc, Z[:, t], out=g)  # -pre (and -2 pre for the cell gate)
+                xp.matmul(wc, Z[:, t], out=g)  # -pre (and -2 pre for the cell gate)
                 if bias is not None:
                     g += bias
-                np.exp(g, out=g)
+                xp.exp(g, out=g)
                 g += 1.0
-                np.divide(1.0, g, out=g)  # (faster than np.reciprocal)
+                xp.divide(1.0, g, out=g)  # (faster than xp.reciprocal)
                 i, f, gg, o = g[:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:]
                 gg *= 2.0
                 gg -= 1.0
                 c = cs[t + po]
-                np.multiply(f, cs[t + 1 - po], out=c)
-                np.multiply(i, gg, out=tmp)
+                xp.multiply(f, cs[t + 1 - po], out=c)
+                xp.multiply(i, gg, out=tmp)
                 c += tmp
                 _tanh_by_exp(c, tcs[t])
-                np.multiply(o, tcs[t], out=h)
+                xp.multiply(o, tcs[t], out=h)
                 if slot >= 0:
                     Z[:H, slot] = h
                 outt[t] = h.T
@@ -287,42 +286,42 @@ class LSTMSequence(Function):
         gt = _grad_rows(ctx, grad)
         dt = G.dtype
         dG = _POOL.empty((4 * H, T, N), dt)
-        d = np.empty((4 * H, N), dt)
+        d = xp.empty((4 * H, N), dt)
         di, df, dgg, do = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
-        dh = np.empty((H, N), dt)
-        dh_rec = np.zeros((H, N), dt)
-        dc = np.ascontiguousarray(grad[T * N:].T, dtype=dt)
-        a = np.empty((H, N), dt)
-        b = np.empty((H, N), dt)
+        dh = xp.empty((H, N), dt)
+        dh_rec = xp.zeros((H, N), dt)
+        dc = xp.ascontiguousarray(grad[T * N:].T, dtype=dt)
+        a = xp.empty((H, N), dt)
+        b = xp.empty((H, N), dt)
         w_hhT = w_hh.T
         first = T - 1 if reverse else 0  # the step processed first in forward
         need_h0 = ctx.needs_input_grad[1]
         for t, _ in reversed(_steps(T, reverse)):
             g, tc = G[t], tcs[t]
             i, f, gg, o = g[:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:]
-            np.add(gt[t].T, dh_rec, out=dh)
-            np.multiply(dh, o, out=b)          # b = dh * o
-            np.multiply(b, tc, out=a)          # a = dh * o * tanh(c)
-            np.subtract(1.0, o, out=do)
+            xp.add(gt[t].T, dh_rec, out=dh)
+            xp.multiply(dh, o, out=b)          # b = dh * o
+            xp.multiply(b, tc, out=a)          # a = dh * o * tanh(c)
+            xp.subtract(1.0, o, out=do)
             do *= a                            # d pre_o = dh * tanh(c) * o (1 - o)
             a *= tc
             b -= a                             # b = dh * o * (1 - tanh(c)^2)
             dc += b
-            np.multiply(dc, i, out=a)          # a = dc * i
-            np.subtract(1.0, i, out=di)
+            xp.multiply(dc, i, out=a)          # a = dc * i
+            xp.subtract(1.0, i, out=di)
             di *= a
             di *= gg                           # d pre_i = dc * g * i (1 - i)
-            np.multiply(gg, gg, out=dgg)
-            np.subtract(1.0, dgg, out=dgg)
+            xp.multiply(gg, gg, out=dgg)
+            xp.subtract(1.0, dgg, out=dgg)
             dgg *= a                           # d pre_g = dc * i * (1 - g^2)
-            np.subtract(1.0, f, out=df)
+            xp.subtract(1.0, f, out=df)
             df *= f
             df *= cs[t + 1 - po]
             df *= dc                           # d pre_f = dc * c_prev * f (1 - f)
             dc *= f                            # gradient to c_prev
             dG[:, t] = d
             if t != first or need_h0:
-                np.matmul(w_hhT, d, out=dh_rec)
+                xp.matmul(w_hhT, d, out=dh_rec)
         dc0 = dc.T if ctx.needs_input_grad[2] else None
         return _closing_grads(ctx, dG, dG, Z, w_ih, dh_rec.T if need_h0 else None, dc0)
 
@@ -339,45 +338,45 @@ class GRUSequence(Function):
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False, batch_first=False):
         H = w_hh.shape[1]
-        dt = np.result_type(x, w_ih, w_hh)
+        dt = xp.result_type(x, w_ih, w_hh)
         scale = _scales((-1.0, -1.0, -2.0), H, dt)
         Z, out, outt = _prologue(ctx, x, h0, H, reverse, batch_first, dt)
         T, N = Z.shape[1:]
         wih, whh = _scaled(w_ih, scale, dt), _scaled(w_hh, scale, dt)
         b_x = b_hn = None
         if b_hh is not None:  # r and z parts of b_hh join the input side; b_hn stays inside
-            b_x = np.concatenate([b_hh[:2 * H], np.zeros_like(b_hh[2 * H:])])
+            b_x = xp.concatenate([b_hh[:2 * H], xp.zeros_like(b_hh[2 * H:])])
             b_hn = _bias_block(b_hh[2 * H:], scale[2 * H:], N, dt)
         b_x = _bias_block(_bias_sum(b_ih, b_x), scale, N, dt)
         G = _POOL.empty((T, 3 * H, N), dt)  # r, z, n of every step
         ghn = _POOL.empty((T, H, N), dt)  # -2 (W_hn h + b_hn), kept for dr
-        buf = np.empty((3 * H, N), dt)
-        h = np.empty((H, N), dt)
-        tmp = np.empty((H, N), dt)
-        with np.errstate(over="ignore"):
+        buf = xp.empty((3 * H, N), dt)
+        h = xp.empty((H, N), dt)
+        tmp = xp.empty((H, N), dt)
+        with xp.errstate(over="ignore"):
             for t, slot in _steps(T, reverse):
                 g, hp = G[t], Z[:H, t]
-                np.matmul(wih, Z[H:, t], out=g)
+                xp.matmul(wih, Z[H:, t], out=g)
                 if b_x is not None:
                     g += b_x
-                np.matmul(whh, hp, out=buf)
+                xp.matmul(whh, hp, out=buf)
                 rz = g[:2 * H]
                 rz += buf[:2 * H]
-                np.exp(rz, out=rz)
+                xp.exp(rz, out=rz)
                 rz += 1.0
-                np.divide(1.0, rz, out=rz)
+                xp.divide(1.0, rz, out=rz)
                 r, z, n = g[:H], g[H:2 * H], g[2 * H:]
                 if b_hn is None:
                     ghn[t] = buf[2 * H:]
                 else:
-                    np.add(buf[2 * H:], b_hn, out=ghn[t])
-                np.multiply(r, ghn[t], out=tmp)
+                    xp.add(buf[2 * H:], b_hn, out=ghn[t])
+                xp.multiply(r, ghn[t], out=tmp)
                 n += tmp
-                np.exp(n, out=n)
+                xp.exp(n, out=n)
                 n += 1.0
-                np.divide(2.0, n, out=n)
+                xp.divide(2.0, n, out=n)
                 n -= 1.0
-                np.subtract(hp, n, out=h)
+                xp.subtract(hp, n, out=h)
                 h *= z
                 h += n                         # h' = (1 - z) n + z h
                 if slot >= 0:
@@ -394,38 +393,38 @@ class GRUSequence(Function):
         dt = G.dtype
         dgi = _POOL.empty((3 * H, T, N), dt)
         dgh = _POOL.empty((3 * H, T, N), dt)
-        di = np.empty((3 * H, N), dt)
-        dhh = np.empty((3 * H, N), dt)
+        di = xp.empty((3 * H, N), dt)
+        dhh = xp.empty((3 * H, N), dt)
         dn = di[2 * H:]
-        dh = np.empty((H, N), dt)
-        dh_rec = np.zeros((H, N), dt)
-        a = np.empty((H, N), dt)
-        b = np.empty((H, N), dt)
+        dh = xp.empty((H, N), dt)
+        dh_rec = xp.zeros((H, N), dt)
+        a = xp.empty((H, N), dt)
+        b = xp.empty((H, N), dt)
         w_hhT = w_hh.T
         for t, _ in reversed(_steps(T, reverse)):
             g, hp = G[t], Z[:H, t]
             r, z, n = g[:H], g[H:2 * H], g[2 * H:]
-            np.add(gt[t].T, dh_rec, out=dh)
-            np.subtract(1.0, z, out=a)         # a = 1 - z
-            np.subtract(hp, n, out=b)
+            xp.add(gt[t].T, dh_rec, out=dh)
+            xp.subtract(1.0, z, out=a)         # a = 1 - z
+            xp.subtract(hp, n, out=b)
             b *= dh
             b *= z
-            np.multiply(b, a, out=dhh[H:2 * H])  # d pre_z = dh (h - n) z (1 - z)
+            xp.multiply(b, a, out=dhh[H:2 * H])  # d pre_z = dh (h - n) z (1 - z)
             a *= dh                            # a = dh (1 - z): gradient to n
-            np.multiply(n, n, out=b)
-            np.subtract(1.0, b, out=b)
-            np.multiply(a, b, out=dn)          # d pre_n = dh (1 - z) (1 - n^2)
-            np.multiply(dn, r, out=dhh[2 * H:])
-            np.multiply(dn, ghn[t], out=b)     # = -2 d pre_n (W_hn h + b_hn)
-            np.subtract(1.0, r, out=a)
+            xp.multiply(n, n, out=b)
+            xp.subtract(1.0, b, out=b)
+            xp.multiply(a, b, out=dn)          # d pre_n = dh (1 - z) (1 - n^2)
+            xp.multiply(dn, r, out=dhh[2 * H:])
+            xp.multiply(dn, ghn[t], out=b)     # = -2 d pre_n (W_hn h + b_hn)
+            xp.subtract(1.0, r, out=a)
             a *= r
             a *= -0.5
-            np.multiply(b, a, out=dhh[:H])     # d pre_r = d pre_n (W_hn h + b_hn) r (1 - r)
+            xp.multiply(b, a, out=dhh[:H])     # d pre_r = d pre_n (W_hn h + b_hn) r (1 - r)
             di[:2 * H] = dhh[:2 * H]
             dgi[:, t] = di
             dgh[:, t] = dhh
-            np.matmul(w_hhT, dhh, out=dh_rec)
-            np.multiply(dh, z, out=a)
+            xp.matmul(w_hhT, dhh, out=dh_rec)
+            xp.multiply(dh, z, out=a)
             dh_rec += a
         dh0 = dh_rec.T if ctx.needs_input_grad[1] else None
         return _closing_grads(ctx, dgi, dgh, Z, w_ih, dh0)
@@ -443,20 +442,20 @@ class _RNNSequence(Function):
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False, batch_first=False):
         H = w_hh.shape[1]
-        dt = np.result_type(x, w_ih, w_hh)
+        dt = xp.result_type(x, w_ih, w_hh)
         Z, out, outt = _prologue(ctx, x, h0, H, reverse, batch_first, dt)
         T, N = Z.shape[1:]
         wc = _weights_cat(w_hh, w_ih, None, dt)
         bias = _bias_block(_bias_sum(b_ih, b_hh), None, N, dt)
         hs = _POOL.empty((T, H, N), dt)  # h_t, for the activation's derivative
-        with np.errstate(over="ignore"):
+        with xp.errstate(over="ignore"):
             for t, slot in _steps(T, reverse):
                 h = hs[t]
-                np.matmul(wc, Z[:, t], out=h)
+                xp.matmul(wc, Z[:, t], out=h)
                 if bias is not None:
                     h += bias
                 if ctx.relu:
-                    np.maximum(h, 0.0, out=h)
+                    xp.maximum(h, 0.0, out=h)
                 else:
                     _tanh_by_exp(h, h)
                 if slot >= 0:
@@ -472,24 +471,24 @@ class _RNNSequence(Function):
         gt = _grad_rows(ctx, grad)
         dt = hs.dtype
         dG = _POOL.empty((H, T, N), dt)
-        d = np.empty((H, N), dt)
-        dh_rec = np.zeros((H, N), dt)
-        a = np.empty((H, N), dt)
+        d = xp.empty((H, N), dt)
+        dh_rec = xp.zeros((H, N), dt)
+        a = xp.empty((H, N), dt)
         w_hhT = w_hh.T
         first = T - 1 if reverse else 0
         need_h0 = ctx.needs_input_grad[1]
         for t, _ in reversed(_steps(T, reverse)):
             h = hs[t]
-            np.add(gt[t].T, dh_rec, out=d)
+            xp.add(gt[t].T, dh_rec, out=d)
             if ctx.relu:
                 d *= h > 0
             else:
-                np.multiply(h, h, out=a)
-                np.subtract(1.0, a, out=a)
+                xp.multiply(h, h, out=a)
+                xp.subtract(1.0, a, out=a)
                 d *= a
             dG[:, t] = d
             if t != first or need_h0:
-                np.matmul(w_hhT, d, out=dh_rec)
+                xp.matmul(w_hhT, d, out=dh_rec)
         return _closing_grads(ctx, dG, dG, Z, w_ih, dh_rec.T if need_h0 else None)
 
 

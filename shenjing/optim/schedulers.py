@@ -14,7 +14,7 @@ import types
 from bisect import bisect_right
 from typing import Any, Callable, Sequence
 
-from .lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau, check_optimizer, per_group
+from .scheduler_base import LambdaLR, LRScheduler, ReduceLROnPlateau, check_optimizer, per_group
 from .optimizer import Optimizer
 
 __all__ = ["MultiplicativeLR", "ConstantLR", "LinearLR", "PolynomialLR", "CyclicLR",

@@ -17,6 +17,13 @@ class CudaUnavailableError(RuntimeError, AssertionError):
     """`.cuda()` without a GPU: torch raises an AssertionError here, so catch either."""
 
 
+def no_cuda_error() -> CudaUnavailableError:
+    """The error `.cuda()` raises (tensors and modules), worded as torch's on a CPU build."""
+    return CudaUnavailableError(
+        "shenjing not compiled with CUDA enabled: it runs on the CPU (NumPy) only; pick "
+        "the device with `'cuda' if shenjing.cuda.is_available() else 'cpu'`")
+
+
 @tensor_methods(functions=("numel", "clone", "detach"))
 class _Basics:
     # ------------------------------------------------------------------ basics
@@ -167,9 +174,7 @@ class _Basics:
         return self
 
     def cuda(self, *args, **kwargs) -> "Tensor":
-        raise CudaUnavailableError(
-            "shenjing not compiled with CUDA enabled: it runs on the CPU (NumPy) only; pick "
-            "the device with `'cuda' if shenjing.cuda.is_available() else 'cpu'`")
+        raise no_cuda_error()
 
     def contiguous(self) -> "Tensor":
         return self

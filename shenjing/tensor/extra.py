@@ -12,7 +12,7 @@ import builtins
 import numpy as np
 
 from ..autograd.engine import Tensor, tensor_methods
-from ..dtypes import bool_, resolve_dtype
+from ..dtypes import bool_, get_default_dtype, resolve_dtype
 from ..ops.elementwise import Where
 from ..ops.indexing import Cumprod, Cumsum, Diag, Einsum, IndexAdd, Roll, Scatter, ScatterAdd
 from ..ops.movement import Gather
@@ -42,7 +42,8 @@ def _matrix_check(x: Tensor, ndim: int, op: str) -> None:
     "mm", "bmm", "addmm", "topk", "sort", "argsort", "kthvalue", "cumsum", "cumprod", "tril",
     "triu", "scatter", "scatter_add", "index_add", "repeat_interleave", "roll", "lerp",
     "floor_divide", "remainder", "fmod", "nan_to_num", "logical_and", "logical_or",
-    "logical_xor", "diag", "outer", "isclose", "masked_select", "trace"))
+    "logical_xor", "diag", "outer", "isclose", "masked_select", "trace", "nonzero",
+    "argwhere"))
 class _Extra:
     # ------------------------------------------------------------------ matrix products
     def mm(self, mat2) -> Tensor:
@@ -233,6 +234,17 @@ class _Extra:
                        lambda old: old.masked_fill(mask, value),
                        _write(lambda: self.masked_fill(mask, value)))
 
+    def nonzero(self, *, as_tuple: builtins.bool = False):
+        """Indices of non-zero entries: an (n, ndim) int64 tensor, or one index tensor per
+        dim with as_tuple=True (what `x[x.nonzero(as_tuple=True)]` needs)."""
+        found = np.nonzero(self._data.reshape(1) if self.ndim == 0 else self._data)
+        if as_tuple:
+            return tuple(Tensor._make(i.astype(np.int64)) for i in found)
+        return Tensor._make(np.stack(found, axis=1).astype(np.int64))
+
+    def argwhere(self) -> Tensor:
+        return self.nonzero()
+
     def masked_select(self, mask) -> Tensor:
         m = np.broadcast_to(np.asarray(raw(mask), dtype=bool), self.shape)
         return self[Tensor._make(np.ascontiguousarray(m))]
@@ -277,7 +289,11 @@ class _Extra:
             return Tensor._make(np.asarray(fn(a_arr, b_arr)))
         with np.errstate(divide="ignore", invalid="ignore"):
             q = rounding(a_arr / b_arr)
-        q = Tensor._make(np.asarray(q, dtype=np.result_type(a_arr, b_arr)))
+        if a_arr.dtype.kind == "f":
+            dtype = a_arr.dtype if not isinstance(b, Tensor) else np.result_type(a_arr, b_arr)
+        else:  # an int tensor and a float: torch's default float, not NumPy's float64
+            dtype = b_arr.dtype if isinstance(b, Tensor) else get_default_dtype()
+        q = Tensor._make(np.asarray(q, dtype=dtype))
         return self - q * b
 
     def nan_to_num(self, nan: float = 0.0, posinf: float | None = None,
@@ -285,7 +301,7 @@ class _Extra:
         """NaN, +inf and -inf replaced (by 0 and the dtype's largest and smallest finite
         values by default); the gradient flows only through finite entries."""
         if self.dtype.kind != "f":
-            return self * 1
+            return self.clone()
         info = np.finfo(self.dtype)
         hi = info.max if posinf is None else posinf
         lo = info.min if neginf is None else neginf

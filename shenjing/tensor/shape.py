@@ -193,8 +193,11 @@ def matmul(a: Tensor, b) -> Tensor:
     return MatMul.apply(a, b)
 
 
-def where(cond, a, b) -> Tensor:
-    """Elements of a where cond is true, else of b (a and b may be scalars)."""
+def where(cond, a=None, b=None) -> Tensor:
+    """Elements of a where cond is true, else of b (a and b may be scalars); `where(cond)`
+    alone is `cond.nonzero(as_tuple=True)`, as in torch."""
+    if a is None and b is None:
+        return as_operand(cond).nonzero(as_tuple=True)
     c = raw(cond)
     a = a if isinstance(a, Tensor) else const(a)
     b = b if isinstance(b, Tensor) else const(b)

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..registry import Registry, custom_object_scope, serialize
 from ..registry import deserialize as _deserialize
+from .attention import Attention, MultiHeadAttention
 from .base import Input, InputLayer, KerasTensor, Layer
 from .conv import (
     AveragePooling1D,
@@ -19,6 +20,7 @@ from .conv import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from .conv_transpose import Conv1DTranspose, Conv2DTranspose
 from .core import (
     Activation,
     Dense,
@@ -26,13 +28,40 @@ from .core import (
     Embedding,
     Flatten,
     Lambda,
+    Masking,
     Permute,
     Rescaling,
     Reshape,
 )
+from .extra import (
+    Dot,
+    GaussianNoise,
+    GroupNormalization,
+    SpatialDropout1D,
+    SpatialDropout2D,
+    TimeDistributed,
+)
 from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .normalization import BatchNormalization, LayerNormalization
+from .preprocessing import (
+    Normalization,
+    RandomContrast,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+)
+from .reshaping import (
+    Cropping1D,
+    Cropping2D,
+    RepeatVector,
+    UpSampling1D,
+    UpSampling2D,
+    ZeroPadding1D,
+    ZeroPadding2D,
+)
 from .rnn import GRU, LSTM, Bidirectional, SimpleRNN
+from .text import IntegerLookup, StringLookup, TextVectorization
 
 __all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation", "Flatten",
            "Reshape", "Permute", "Dropout", "Embedding", "Rescaling", "Lambda", "Conv1D",
@@ -40,7 +69,15 @@ __all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
            "GlobalMaxPooling2D", "BatchNormalization", "LayerNormalization", "SimpleRNN",
            "LSTM", "GRU", "Bidirectional", "Add", "Subtract", "Multiply", "Average", "Maximum",
-           "Minimum", "Concatenate", "serialize", "deserialize", "REGISTRY"]
+           "Minimum", "Concatenate", "serialize", "deserialize", "REGISTRY",
+           "Conv1DTranspose", "Conv2DTranspose", "UpSampling1D", "UpSampling2D",
+           "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "RepeatVector",
+           "Attention", "MultiHeadAttention", "GroupNormalization", "GaussianNoise",
+           "SpatialDropout1D", "SpatialDropout2D", "TimeDistributed", "Dot", "Normalization",
+           "RandomFlip", "RandomContrast", "Masking", "RandomRotation",
+           "RandomZoom", "RandomTranslation", "StringLookup",
+           "IntegerLookup", "TextVectorization", "add", "concatenate", "average", "maximum",
+           "minimum", "multiply", "subtract", "dot"]
 
 # Keras 2 aliases still common in tutorials
 MaxPool1D, MaxPool2D = MaxPooling1D, MaxPooling2D
@@ -54,6 +91,7 @@ for _name in __all__:
     _obj = globals().get(_name)
     if isinstance(_obj, type) and issubclass(_obj, Layer):
         REGISTRY.add(_obj)
+TimeDistributed.layer_registry = REGISTRY
 
 
 def add(inputs: list, **kwargs: Any) -> Any:
@@ -64,6 +102,36 @@ def add(inputs: list, **kwargs: Any) -> Any:
 def concatenate(inputs: list, axis: int = -1, **kwargs: Any) -> Any:
     """Functional form of Concatenate."""
     return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def average(inputs: list, **kwargs: Any) -> Any:
+    """Functional form of Average."""
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs: list, **kwargs: Any) -> Any:
+    """Functional form of Maximum."""
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs: list, **kwargs: Any) -> Any:
+    """Functional form of Minimum."""
+    return Minimum(**kwargs)(inputs)
+
+
+def multiply(inputs: list, **kwargs: Any) -> Any:
+    """Functional form of Multiply."""
+    return Multiply(**kwargs)(inputs)
+
+
+def subtract(inputs: list, **kwargs: Any) -> Any:
+    """Functional form of Subtract."""
+    return Subtract(**kwargs)(inputs)
+
+
+def dot(inputs: list, axes: Any = -1, normalize: bool = False, **kwargs: Any) -> Any:
+    """Functional form of Dot."""
+    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)
 
 
 def deserialize(config: Any, custom_objects: dict | None = None) -> Layer:

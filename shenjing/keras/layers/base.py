@@ -28,11 +28,13 @@ from ...nn.module import Module, Parameter
 from ...tensor import Tensor, as_tensor
 from .. import initializers, regularizers
 from ..registry import snake_case
+from .masks import get_keras_mask, mask_array, set_keras_mask
 from .structure import cl_shape, flatten, map_structure, to_cf, to_cl
 from .weights import Weight, transpose_by
 
-__all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Node", "Weight", "unique_name",
-           "reset_names", "to_cf", "to_cl", "map_structure", "flatten"]
+__all__ = ["set_keras_mask", "get_keras_mask", "Layer", "InputLayer", "Input", "KerasTensor",
+           "Node", "Weight", "unique_name", "reset_names", "to_cf", "to_cl", "map_structure",
+           "flatten"]
 
 _NAME_COUNTS: dict[str, int] = defaultdict(int)
 
@@ -304,10 +306,19 @@ class Layer(Module):
                              f"calling it on data.")
         return int(sum(np.prod(w.shape) for w in self.weights))
 
+    def add_loss(self, loss: Any) -> None:
+        """Add a loss term (a scalar Tensor computed in `call`) that fit minimizes along with
+        the compiled loss; the terms of the latest call are kept."""
+        if not isinstance(loss, Tensor):
+            loss = as_tensor(np.asarray(loss, dtype=np.float32))
+        if loss.numel() != 1:
+            loss = loss.mean()
+        self.__dict__.setdefault("_call_losses", []).append(loss)
+
     @property
     def losses(self) -> list[Tensor]:
-        """Regularization penalties of this layer and its sub-layers, as graph Tensors."""
-        out = list(self._activity_losses)
+        """Regularization penalties and add_loss terms of this layer and its sub-layers."""
+        out = list(self._activity_losses) + list(self.__dict__.get("_call_losses", ()))
         for w in self._weight_list:
             if w.regularizer is not None and w.trainable:
                 out.append(w.regularizer(_reg_view(w)))
@@ -351,14 +362,24 @@ class Layer(Module):
     def _cf_mode(self, ndim: int) -> str:
         return self._cf_default if ndim >= 3 else "agnostic"
 
-    def _call_logical(self, inputs: Any, training: bool, **kwargs: Any) -> Any:
-        """Call in Keras's channels-last layout, passing `training` if `call` takes it."""
+    _makes_mask = False  # layers that create a mask (Embedding(mask_zero), Masking)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """The mask of this layer's output: by default the input's, passed through."""
+        return mask
+
+    def _call_arg_names(self) -> set:
         accepted = _CALL_ARGS.get(type(self))
         if accepted is None:
             params = inspect.signature(self.call).parameters
             accepted = set(params) | ({"*"} if any(p.kind == p.VAR_KEYWORD
                                                   for p in params.values()) else set())
             _CALL_ARGS[type(self)] = accepted
+        return accepted
+
+    def _call_logical(self, inputs: Any, training: bool, **kwargs: Any) -> Any:
+        """Call in Keras's channels-last layout, passing `training` if `call` takes it."""
+        accepted = self._call_arg_names()
         if "training" in accepted or "*" in accepted:
             kwargs["training"] = training
         return self.call(inputs, **kwargs)
@@ -388,10 +409,20 @@ class Layer(Module):
         x = self._prepare(x)
         if not self.built:
             self._maybe_build(_batchless_shape(x, channels_first))
+        self.__dict__["_call_losses"] = []  # add_loss terms of this call only
+        mask = kwargs.pop("mask", None)
+        mask = get_keras_mask(x) if mask is None else mask_array(mask)
+        if mask is not None and "mask" in self._call_arg_names():
+            kwargs["mask"] = mask
         if channels_first:
             y = self._call_cf(x, training)
         else:
             y = self._call_logical(x, training, **kwargs)
+        if mask is not None or self._makes_mask:
+            out_mask = self.compute_mask(x, mask)
+            if isinstance(y, Tensor) and out_mask is not None and y.ndim >= out_mask.ndim \
+                    and tuple(y.shape[:out_mask.ndim]) == out_mask.shape:
+                set_keras_mask(y, out_mask)
         if self.activity_regularizer is not None:
             first = flatten(y)[0]
             self._activity_losses = [self.activity_regularizer(first) / first.shape[0]] \
@@ -413,12 +444,11 @@ class Layer(Module):
         if any(isinstance(t, KerasTensor) for t in flatten((args, kwargs))):
             return self._symbolic_call(*args, **kwargs)
         training = bool(kwargs.pop("training", False) or False)
-        kwargs.pop("mask", None)
         inputs = args[0] if len(args) == 1 else list(args)
         return self._forward(inputs, training, **kwargs)
 
     def _symbolic_call(self, *args: Any, **kwargs: Any) -> Any:
-        inputs = args[0]
+        inputs = args[0] if len(args) == 1 else list(args)  # call(a, b) -> [a, b]
         shapes = map_structure(lambda t: t.shape if isinstance(t, KerasTensor) else
                                tuple(np.shape(t)), inputs)
         self._maybe_build(shapes)

@@ -28,9 +28,9 @@ class _ConvTranspose(_Conv):
             raise ValueError(f"{name}: padding must be 'valid' or 'same', got {padding!r}")
         if output_padding is not None:
             raise NotImplementedError(f"{name}: output_padding is not supported (leave None)")
-        self.output_padding = None
         super().__init__(filters, kernel_size, strides=strides, padding=padding,
                          data_format=data_format, dilation_rate=dilation_rate, **kwargs)
+        self.output_padding = None
 
     def _crops(self) -> list[tuple[int, int, int]]:
         """Per dim: (module padding, module output_padding, extra trailing crop)."""

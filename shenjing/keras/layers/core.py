@@ -8,13 +8,13 @@ from typing import Any, Callable
 import numpy as np
 
 from ... import nn
-from ...tensor import Tensor
+from ...tensor import Tensor, as_tensor
 from .. import activations, initializers, regularizers
 from ..registry import serialize
 from .base import Layer
 
 __all__ = ["Dense", "Activation", "Flatten", "Reshape", "Permute", "Dropout", "Embedding",
-           "Rescaling", "Lambda", "check_constraint"]
+           "Rescaling", "Lambda", "Masking", "check_constraint"]
 
 
 def check_constraint(layer: str, **constraints: Any) -> None:
@@ -254,9 +254,6 @@ class Embedding(Layer):
             kwargs["input_shape"] = (input_length,)
         super().__init__(**kwargs)
         check_constraint("Embedding", embeddings_constraint=embeddings_constraint)
-        if mask_zero:
-            raise NotImplementedError("Embedding: mask_zero=True (masking) is not supported; "
-                                      "pad with 0 and let the model learn to ignore it")
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
@@ -267,6 +264,16 @@ class Embedding(Layer):
         self._track("embeddings", self.embedding, "weight",
                     regularizer=self.embeddings_regularizer)
         self.built = True
+
+    @property
+    def _makes_mask(self) -> bool:  # type: ignore[override]
+        return bool(self.mask_zero)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """With mask_zero, id 0 is padding: the mask is True where ids are not 0."""
+        if not self.mask_zero:
+            return mask
+        return np.asarray(inputs.numpy() if isinstance(inputs, Tensor) else inputs) != 0
 
     def call(self, inputs: Tensor) -> Tensor:
         ids = inputs.numpy()
@@ -287,6 +294,32 @@ class Embedding(Layer):
                 "embeddings_initializer": serialize(self.embeddings_initializer),
                 "embeddings_regularizer": serialize(self.embeddings_regularizer),
                 "mask_zero": self.mask_zero}
+
+
+class Masking(Layer):
+    """Masks the steps of (batch, steps, features) whose features all equal `mask_value`:
+    they are zeroed and skipped by the recurrent layers downstream."""
+
+    _makes_mask = True
+
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+        self.built = True
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        arr = inputs.numpy() if isinstance(inputs, Tensor) else np.asarray(inputs)
+        return (arr != self.mask_value).any(-1)
+
+    def call(self, inputs: Tensor) -> Tensor:
+        keep = self.compute_mask(inputs)[..., None].astype(np.float32)
+        return inputs * as_tensor(keep)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "mask_value": self.mask_value}
 
 
 class Rescaling(Layer):

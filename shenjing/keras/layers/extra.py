@@ -11,6 +11,7 @@ from ... import nn, randn
 from ...nn import functional as F
 from ...tensor import Tensor
 from .. import initializers, regularizers
+from ..registry import deserialize as deserialize_from
 from ..registry import serialize
 from .base import Layer, to_cf, to_cl
 
@@ -152,11 +153,12 @@ class SpatialDropout2D(_SpatialDropout):
 class TimeDistributed(Layer):
     """Applies `layer` to every step of (batch, steps, ...) by folding steps into the batch."""
 
+    layer_registry: Any = None  # keras.layers.REGISTRY, set by the package
+
     def __init__(self, layer: Layer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if isinstance(layer, dict):
-            from . import deserialize
-            layer = deserialize(layer)
+        if isinstance(layer, dict):  # from a saved config
+            layer = deserialize_from(self.layer_registry, layer)
         if not isinstance(layer, Layer):
             raise TypeError(f"TimeDistributed: expected a keras Layer, got {type(layer)}")
         self.layer = layer

@@ -20,6 +20,7 @@ import numpy as np
 
 from ... import nn
 from ...autograd import no_grad
+from ...nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from ...random import get_rng
 from ...tensor import Tensor, as_tensor, cat, stack
 from .. import activations, initializers, regularizers
@@ -66,6 +67,28 @@ class _StackedWeight(Weight):
         with no_grad():
             for p, row in zip(self.params(), arr):
                 p.copy_(_swap_gru_blocks(row, 0))
+
+
+def _run_masked(rnn: nn.Module, x: Tensor, hx: Any, mask: np.ndarray) -> tuple:
+    """Keras's masking: masked steps are skipped, the state carried over them. Each
+    sequence's unmasked steps are moved to the front (order kept) and run as a
+    PackedSequence; the output at every step is the output after the last unmasked step so
+    far (zeros before the first one), the final state that after its last unmasked step."""
+    n, t = mask.shape
+    rows = np.arange(n)[:, None]
+    order = np.argsort(~mask, axis=1, kind="stable")
+    lengths = mask.sum(1)
+    packed = pack_padded_sequence(x[rows, order], np.maximum(lengths, 1), batch_first=True,
+                                  enforce_sorted=False)
+    out_packed, state = rnn(packed, hx)
+    out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=t)
+    seen = np.cumsum(mask, axis=1) - 1
+    started = as_tensor((seen >= 0)[..., None].astype(np.float32))
+    out = out[rows, np.maximum(seen, 0)] * started
+    if (lengths == 0).any() and hx is None:  # nothing seen: the zero initial state
+        alive = as_tensor((lengths > 0)[None, :, None].astype(np.float32))
+        state = tuple(s * alive for s in state) if isinstance(state, tuple) else state * alive
+    return out, state
 
 
 class _RNN(Layer):
@@ -172,8 +195,6 @@ class _RNN(Layer):
              mask: Any = None) -> Any:
         if isinstance(inputs, list):
             inputs, initial_state = inputs[0], inputs[1:]
-        if mask is not None:
-            raise NotImplementedError(f"{type(self).__name__}: masks are not supported")
         if inputs.ndim != 3 or inputs.shape[-1] != self.rnn.input_size:
             raise ValueError(f"Input of layer {self.name!r} ({type(self).__name__}) must have "
                              f"shape (batch, timesteps, {self.rnn.input_size}), got "
@@ -196,7 +217,18 @@ class _RNN(Layer):
                                  f"{len(states)}")
             states = [s.unsqueeze(0) for s in states]
             hx = tuple(states) if want == 2 else states[0]
-        out, state = self.rnn(x, hx)
+        if mask is not None:
+            mask = np.asarray(mask.numpy() if isinstance(mask, Tensor) else mask, bool)
+            if mask.shape != tuple(inputs.shape[:2]):
+                raise ValueError(f"{type(self).__name__} {self.name!r}: the mask must have "
+                                 f"shape (batch, timesteps) = {tuple(inputs.shape[:2])}, got "
+                                 f"{mask.shape}")
+            if self.go_backwards:
+                mask = mask[:, ::-1]
+        if mask is not None and not mask.all():
+            out, state = _run_masked(self.rnn, x, hx, mask)
+        else:
+            out, state = self.rnn(x, hx)
         if self._mode == "LSTM":
             h, c = state
             states = [h[0], c[0]]
@@ -204,6 +236,10 @@ class _RNN(Layer):
             states = [state[0]]
         y = out if self.return_sequences else states[0]
         return [y] + states if self.return_state else y
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """A sequence output keeps the input's mask; a last-step output has none."""
+        return mask if self.return_sequences else None
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         if isinstance(input_shape, list):
@@ -321,13 +357,17 @@ class Bidirectional(Layer):
             return (a + b) * 0.5
         return [a, b]
 
-    def call(self, inputs: Tensor, training: bool = False, initial_state: Any = None) -> Any:
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return mask if self.return_sequences else None
+
+    def call(self, inputs: Tensor, training: bool = False, initial_state: Any = None,
+             mask: Any = None) -> Any:
         fs = bs = None
         if initial_state is not None:
             half = len(initial_state) // 2
             fs, bs = initial_state[:half], initial_state[half:]
-        yf = self.forward_layer.call(inputs, training=training, initial_state=fs)
-        yb = self.backward_layer.call(inputs, training=training, initial_state=bs)
+        yf = self.forward_layer.call(inputs, training=training, initial_state=fs, mask=mask)
+        yb = self.backward_layer.call(inputs, training=training, initial_state=bs, mask=mask)
         states: list = []
         if self.return_state:
             yf, sf = yf[0], yf[1:]

@@ -32,6 +32,8 @@ def as_tensor(x: Any, dtype: Any = None) -> Tensor:
     float32 and Python ints int32, as Keras's default types."""
     if isinstance(x, Tensor):
         return x if dtype is None else cast(x, dtype)
+    if hasattr(x, "keras_tensor"):  # a layer's Weight: its differentiable Keras-layout view
+        return as_tensor(x.keras_tensor(), dtype)
     if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
         x = x.numpy()
     if not isinstance(x, (np.ndarray, np.generic)):

@@ -13,7 +13,8 @@ import shenjing as sj
 import shenjing.nn.functional as F
 
 from ...tensor import Tensor
-from .core import as_tensor, axes, norm_axis
+from .core import as_tensor, norm_axis
+from .core import axes as _axes
 from .numpy import moveaxis
 
 __all__ = [
@@ -244,12 +245,11 @@ def one_hot(x: Any, num_classes: int, axis: int = -1, dtype: Any = "float32") ->
     return as_tensor(np.moveaxis(out, -1, axis) if axis != -1 else out)
 
 
-def moments(x: Any, axes_: Any = None, keepdims: bool = False, **kwargs: Any) -> tuple:
-    """Mean and (population) variance of `x` over `axes` (Keras's keyword)."""
+def moments(x: Any, axes: Any = None, keepdims: bool = False,
+            synchronized: bool = False) -> tuple:
+    """Mean and (population) variance of `x` over `axes`."""
     t = _float(x)
-    dims = axes(kwargs.pop("axes", axes_), t.ndim, "moments")
-    if kwargs:
-        raise TypeError(f"keras.ops.moments: unexpected arguments {sorted(kwargs)}")
+    dims = _axes(axes, t.ndim, "moments")
     mean = sj.mean(t, dim=dims, keepdim=True)
     variance = sj.mean(sj.square(t - mean), dim=dims, keepdim=keepdims)
     if not keepdims:

@@ -4,11 +4,13 @@ carry none)."""
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, Sequence
 
 import numpy as np
 
 import shenjing as sj
+import shenjing.nn.functional as F
 
 from ...tensor import Tensor
 from .core import as_tensor, axes, norm_axis
@@ -94,12 +96,14 @@ def dot(x1: Any, x2: Any) -> Tensor:
 
 
 def einsum(subscripts: str, *operands: Any) -> Tensor:
-    """Einstein summation through the core's `einsum` when it has one, else by broadcasting
-    the operands to one shared index space, multiplying and summing (differentiable)."""
+    """Einstein summation through the core's `einsum`; subscripts it does not take (a letter
+    repeated within one operand: diagonals, traces) are done here by taking the diagonal,
+    broadcasting the operands to one index space, multiplying and summing."""
     tensors = [as_tensor(o) for o in operands]
-    if hasattr(sj, "einsum"):
-        return sj.einsum(subscripts, *tensors)
     spec = subscripts.replace(" ", "")
+    terms_in = spec.split("->")[0].split(",")
+    if hasattr(sj, "einsum") and builtins.all(len(set(t)) == len(t) for t in terms_in):
+        return sj.einsum(subscripts, *tensors)
     if "..." in spec:
         raise ValueError("keras.ops.einsum: ellipsis ('...') subscripts are not supported")
     if "->" in spec:
@@ -435,7 +439,9 @@ def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = N
     if mode != "constant" and constant_values is not None:
         raise ValueError("keras.ops.pad: constant_values is only valid with mode='constant'")
     flat = [int(w) for pair in reversed(widths.tolist()) for w in pair]
-    return sj.pad(t, flat, mode=modes[mode], value=float(constant_values or 0))
+    if mode == "constant":
+        return sj.pad(t, flat, value=float(constant_values or 0))
+    return F.pad(t, flat, mode=modes[mode])
 
 
 def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A002

@@ -1,4 +1,5 @@
-"""`keras.utils`: to_categorical, Progbar, set_random_seed, normalize."""
+"""`keras.utils`: to_categorical, pad_sequences, PyDataset, plot_model, split_dataset,
+set_random_seed, normalize, Progbar and the serialization registry."""
 
 from __future__ import annotations
 
@@ -7,12 +8,21 @@ from typing import Any
 
 import numpy as np
 
-from ..data.preprocessing import to_categorical
-from ..random import manual_seed
-from .progbar import Progbar
-from .registry import custom_object_scope, get_registered_object, register_keras_serializable
+from ...data.preprocessing import to_categorical
+from ...random import manual_seed
+from ..progbar import Progbar
+from ..registry import custom_object_scope, get_registered_object, register_keras_serializable
+from .dataset_utils import split_dataset
+from .directory import image_dataset_from_directory, text_dataset_from_directory
+from .plotting import model_to_dot, plot_model
+from .py_dataset import PyDataset
+from .sequence import pad_sequences
 
-__all__ = ["to_categorical", "Progbar", "set_random_seed", "normalize",
+Sequence = PyDataset  # Keras 2's name for the same idea
+
+__all__ = ["to_categorical", "Progbar", "set_random_seed", "normalize", "pad_sequences",
+           "PyDataset", "Sequence", "plot_model", "model_to_dot", "split_dataset",
+           "image_dataset_from_directory", "text_dataset_from_directory",
            "register_keras_serializable", "custom_object_scope", "get_registered_object"]
 
 

@@ -1,0 +1,132 @@
+"""The batch-innermost frame shared by the convolution and pooling kernels.
+
+Every conv and pool kernel works in a (C, H, W, N) frame (see conv.py): these helpers move
+arrays into and out of it, pad it, list the kh*kw window offsets, size outputs, and pool the
+scratch buffers the kernels reuse between steps.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+
+from ..backend import xp
+
+_Size = int | tuple  # an int for every spatial dim, or one per dim
+
+
+def _free_refs() -> int:
+    """The refcount `_Scratch.empty` sees for a held array that nobody else references."""
+    held = [xp.empty(0)]
+    return sys.getrefcount(held[0])
+
+
+_FREE_REFS = _free_refs()
+
+
+class _Scratch(threading.local):
+    """Large arrays recycled from one training step to the next, per thread.
+
+    Page faults are expensive on these machines (PERF-NOTES): a fresh 20 MB im2col buffer
+    costs ~5000 faults every step. An array is handed out again only when this pool holds
+    the sole reference to it (no Tensor, view, saved context or caller still uses it), so
+    reuse is invisible. Like torch's caching allocator, it keeps up to `limit` bytes.
+    """
+
+    limit = 1 << 30
+    min_bytes = 1 << 20
+
+    def __init__(self) -> None:
+        self.free: dict = {}
+        self.nbytes = 0
+
+    def empty(self, shape: tuple, dtype) -> xp.ndarray:
+        dtype = xp.dtype(dtype)
+        size = math.prod(shape) * dtype.itemsize
+        if size < self.min_bytes:
+            return xp.empty(shape, dtype=dtype)
+        held = self.free.setdefault((shape, dtype), [])
+        for i in range(len(held)):
+            if sys.getrefcount(held[i]) == _FREE_REFS:
+                return held[i]
+        if self.nbytes + size > self.limit:
+            self.free.clear()
+            self.nbytes = 0
+            held = self.free.setdefault((shape, dtype), [])
+        held.append(xp.empty(shape, dtype=dtype))
+        self.nbytes += size
+        return held[-1]
+
+    def zeros(self, shape: tuple, dtype) -> xp.ndarray:
+        a = self.empty(shape, dtype)
+        a.fill(0)
+        return a
+
+    def copy(self, a: xp.ndarray) -> xp.ndarray:
+        """A C-contiguous copy of `a` (or `a` itself when it already is one)."""
+        if a.flags.c_contiguous:
+            return a
+        out = self.empty(a.shape, a.dtype)
+        xp.copyto(out, a)
+        return out
+
+
+_scratch = _Scratch()
+
+
+# ----------------------------------------------------------------------------- layout helpers
+
+
+def _nchw(a: xp.ndarray, nd: int) -> xp.ndarray:
+    """(N, C, *S) or unbatched (C, *S), S of 1 or 2 dims -> a 4-D (N, C, H, W) view."""
+    if a.ndim == nd + 1:
+        a = a[None]
+    return a[:, :, None, :] if nd == 1 else a
+
+
+def _un_nchw(a4: xp.ndarray, ndim: int, nd: int) -> xp.ndarray:
+    """Inverse of `_nchw` for an array whose original had `ndim` dims."""
+    if nd == 1:
+        a4 = a4[:, :, 0, :]
+    return a4[0] if ndim == nd + 1 else a4
+
+
+def _frame(x4: xp.ndarray, pads: tuple, fill: float, contiguous: bool) -> xp.ndarray:
+    """x4 (N, C, H, W) as (C, H + pt + pb, W + pl + pr, N), padded with `fill`.
+
+    Without padding this is a view (a free one when x4 is already batch-innermost memory),
+    made contiguous only when asked.
+    """
+    pt, pb, pl, pr = pads
+    xi = x4.transpose(1, 2, 3, 0)
+    if not (pt or pb or pl or pr):
+        return _scratch.copy(xi) if contiguous else xi
+    C, H, W, N = xi.shape
+    out = _scratch.empty((C, pt + H + pb, pl + W + pr, N), x4.dtype)
+    out[:, :pt] = fill
+    out[:, pt + H:] = fill
+    out[:, pt:pt + H, :pl] = fill
+    out[:, pt:pt + H, pl + W:] = fill
+    out[:, pt:pt + H, pl:pl + W] = xi
+    return out
+
+
+def _offsets(kh: int, kw: int, stride: tuple, dilation: tuple, oh: int, ow: int) -> list:
+    """The kh*kw (H-slice, W-slice) pairs picking each kernel offset's input for every output."""
+    sh, sw = stride
+    dh, dw = dilation
+    return [(slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+             slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+            for i in range(kh) for j in range(kw)]
+
+
+def _out_size(n: int, k: int, s: int, lo: int, hi: int, d: int, ceil_mode: bool) -> int:
+    """Output length of a window op (torch's pooling_output_shape; conv uses floor mode)."""
+    span = n + lo + hi - d * (k - 1) - 1
+    if not ceil_mode:
+        return span // s + 1
+    out = -(-span // s) + 1
+    if (out - 1) * s >= n + lo:  # the last window must start inside the input or left pad
+        out -= 1
+    return out
