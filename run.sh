@@ -10,24 +10,30 @@ install() {
     "$PY" -m pip install --quiet --disable-pip-version-check -e ".[$1]"
 }
 
-fashion_mnist() {
-    # Debian ships Fashion-MNIST's IDX files; shenjing's loader finds them there.
-    if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
+apt_install() {
+    # Debian packages: Fashion-MNIST's IDX files; Open MPI for the distributed tests;
+    # Graphviz for keras.utils.plot_model. Each only when missing.
+    local missing=()
+    [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
+    [ "$1" = test ] && ! command -v mpirun >/dev/null && missing+=(openmpi-bin libopenmpi-dev)
+    [ "$1" = test ] && ! command -v dot >/dev/null && missing+=(graphviz)
+    if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
         SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-        $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+        $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
 }
 
 case "${1:-}" in
     main)
+        apt_install main
         install extras
-        fashion_mnist
         shift
-        exec "$PY" -m shenjing train --model seed000-cnn --dataset fashion-mnist "$@"
+        exec "$PY" -m shenjing train seed000-cnn --data fashion-mnist --early-stopping 3 \
+            --out runs/seed000-cnn-fashion-mnist "$@"
         ;;
     test)
+        apt_install test
         install test
-        fashion_mnist
         shift
         exec "$PY" -m pytest -p no:cacheprovider "$@"
         ;;

@@ -142,6 +142,15 @@ def test_multi_head_attention_matches_torch():
     out, scores = layer(q, v, return_attention_scores=True)
     assert tuple(scores.shape) == (2, heads, 5, 6)
     np.testing.assert_allclose(scores.numpy().sum(-1), 1.0, rtol=1e-5)
+    qt = torch.tensor(q)
+    banned = torch.triu(torch.ones(5, 5, dtype=torch.bool), 1)  # torch: True = not allowed
+    want = mha(qt, qt, qt, attn_mask=banned, need_weights=False)[0].detach().numpy()
+    np.testing.assert_allclose(layer(q, q, use_causal_mask=True).numpy(), want, rtol=1e-4,
+                               atol=1e-5)
+    keep = ~banned.numpy()[None].repeat(2, 0)  # Keras: True = attend
+    out_m, scores_m = layer(q, q, attention_mask=keep, return_attention_scores=True)
+    np.testing.assert_allclose(out_m.numpy(), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(scores_m.numpy()[:, :, 0, 1:], 0.0)
 
 
 def test_attention_and_dot_match_torch():
@@ -368,3 +377,16 @@ def test_geometric_augmentations_resample_as_keras_describes():
     wide[0, 2, 2] = 1.0
     out = L.RandomZoom((1.0, 1.0), fill_mode="constant")(wide, training=True).numpy()
     assert out[0, 2, 2, 0] == pytest.approx(1.0) and out.sum() == pytest.approx(1.0)
+
+
+def test_global_average_pooling_1d_averages_unmasked_steps_only():
+    keras.backend.clear_session()
+    inp = keras.Input((5,), dtype="int64")
+    emb = L.Embedding(10, 3, mask_zero=True)
+    model = keras.Model(inp, L.GlobalAveragePooling1D()(emb(inp)))
+    ids = np.array([[0, 0, 4, 5, 6], [7, 0, 0, 0, 0]])
+    table = emb.get_weights()[0]
+    want = np.stack([table[[4, 5, 6]].mean(0), table[7]])
+    np.testing.assert_allclose(model.predict(ids, verbose=0), want, rtol=1e-5, atol=1e-7)
+    plain = L.GlobalAveragePooling1D()(table[ids]).numpy()  # no mask: every step counts
+    np.testing.assert_allclose(plain, table[ids].mean(1), rtol=1e-5)

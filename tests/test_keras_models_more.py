@@ -223,3 +223,27 @@ def test_save_round_trip_of_models_with_the_new_layers(tmp_path):
             "Normalization", "RandomRotation"} <= types
     model.compile("adam", "mse")
     model.fit(data, np.zeros((3, 2, 1)), epochs=1, verbose=0)  # augmentations run in fit
+
+
+class WeightedSum(keras.layers.Layer):
+    """A custom layer whose call takes two positional tensors, as Keras 3 allows."""
+
+    def build(self, input_shape):
+        self.alpha = self.add_weight(shape=(1,), initializer="ones", name="alpha")
+
+    def call(self, a, b):
+        return a * self.alpha + b
+
+
+def test_custom_layer_called_with_two_positional_tensors(tmp_path):
+    keras.backend.clear_session()
+    a, b = keras.Input((3,)), keras.Input((3,))
+    model = keras.Model([a, b], WeightedSum()(a, b))
+    xa, xb = np.ones((2, 3), np.float32), np.full((2, 3), 2.0, np.float32)
+    np.testing.assert_allclose(model.predict([xa, xb], verbose=0), 3.0)
+    layer = WeightedSum()
+    np.testing.assert_allclose(layer(xa, xb).numpy(), 3.0)
+    path = tmp_path / "pos.keras"
+    model.save(path)
+    again = keras.models.load_model(path, custom_objects={"WeightedSum": WeightedSum})
+    np.testing.assert_allclose(again.predict([xa, xb], verbose=0), 3.0)

@@ -85,6 +85,18 @@ VALUE_CASES = [
     ("split", lambda: ops.split(A, [1, 3], axis=1)[1], np.split(A, [1, 3], axis=1)[1]),
     ("prod", lambda: ops.prod(P, axis=0), P.prod(0)),
     ("logsumexp", lambda: ops.logsumexp(A, axis=1), np.log(np.exp(A).sum(1))),
+    ("isnan", lambda: ops.isnan(np.array([1.0, np.nan])), [False, True]),
+    ("isfinite", lambda: ops.isfinite(np.array([1.0, np.inf])), [True, False]),
+    ("floor", lambda: ops.floor(A), np.floor(A)),
+    ("round", lambda: ops.round(A * 10), np.round(A * 10)),
+    ("mod", lambda: ops.mod(A, 0.7), np.mod(A, 0.7)),
+    ("log2", lambda: ops.log2(P), np.log2(P)),
+    ("outer", lambda: ops.outer(A[0], B[1]), np.outer(A[0], B[1])),
+    ("tril", lambda: ops.tril(A, -1), np.tril(A, -1)),
+    ("triu", lambda: ops.triu(A, 1), np.triu(A, 1)),
+    ("diag_1d", lambda: ops.diag(A[0], 1), np.diag(A[0], 1)),
+    ("diag_2d", lambda: ops.diag(A, -1), np.diag(A, -1)),
+    ("trace", lambda: ops.trace(A, 1), np.trace(A, 1)),
 ]
 
 
@@ -146,6 +158,10 @@ GRAD_CASES = [
      lambda a: torch.nn.functional.pad(a, (0, 1, 1, 2)), [A]),
     ("where", lambda a, b: ops.where(A > 0, a, b), lambda a, b: torch.where(
         torch.tensor(A > 0), a, b), [A, B]),
+    ("tril", lambda a: ops.tril(a), torch.tril, [A]),
+    ("diag", lambda a: ops.diag(a, 1), lambda a: torch.diag(a, 1), [A]),
+    ("diag_1d", lambda a: ops.diag(a, -2), lambda a: torch.diag(a, -2), [A[0]]),
+    ("outer", ops.outer, torch.outer, [A[0], B[1]]),
     ("take", lambda a: ops.take(a, np.array([2, 0, 2]), axis=1),
      lambda a: a[:, [2, 0, 2]], [A]),
     ("softmax", ops.softmax, lambda a: torch.softmax(a, -1), [A]),

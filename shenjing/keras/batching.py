@@ -9,6 +9,8 @@ integer images kept (the first layer casts them).
 from __future__ import annotations
 
 import math
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterator
 
 import numpy as np
@@ -16,6 +18,7 @@ import numpy as np
 from ..data import DataLoader, TensorDataset
 from ..random import Generator
 from ..tensor import Tensor
+from .utils.py_dataset import PyDataset
 
 __all__ = ["Batches", "ArrayBatches", "IterableBatches", "split_validation", "to_numpy",
            "num_samples", "cast_floats", "class_weights", "unpack"]
@@ -179,9 +182,7 @@ class Batches:
         elif y is not None:
             raise ValueError(f"{what}: when x is a DataLoader or another iterable of "
                              f"batches, y must be None (the batches carry the targets)")
-        elif _is_py_dataset(x):  # fed batch by batch, by index (workers read ahead)
-            from .utils.py_dataset import PyDatasetBatches
-
+        elif isinstance(x, PyDataset):  # fed batch by batch, by index (workers read ahead)
             self.source = PyDatasetBatches(x, steps, what)
         else:
             self.source = IterableBatches(x, steps, what)
@@ -195,12 +196,6 @@ class Batches:
                 cw = _class_weights(np.asarray(y), self.class_weight)
                 sw = cw if sw is None else sw * cw
             yield x, y, sw
-
-
-def _is_py_dataset(x: Any) -> bool:
-    from .utils.py_dataset import PyDataset
-
-    return isinstance(x, PyDataset)
 
 
 def _leaves(obj: Any) -> list[np.ndarray]:
@@ -244,3 +239,41 @@ def split_validation(x: Any, y: Any, sw: Any, split: float) -> tuple:
 
 
 to_numpy, num_samples, cast_floats, class_weights = _to_numpy, _num_samples, _cast, _class_weights
+
+
+class PyDatasetBatches:
+    """One epoch of a PyDataset's batches for fit/evaluate/predict, in index order."""
+
+    def __init__(self, dataset: PyDataset, steps: int | None, what: str) -> None:
+        n = dataset.num_batches
+        if n is None and steps is None:
+            raise ValueError(f"{what}: a PyDataset without __len__ or num_batches needs "
+                             f"steps_per_epoch (the number of batches per epoch)")
+        if n is not None and (not isinstance(n, int) or n < 0):
+            raise ValueError(f"{what}: the PyDataset's length must be a non-negative int, "
+                             f"got {n!r}")
+        self.dataset = dataset
+        self.num_batches = n if steps is None else (int(steps) if n is None
+                                                    else min(n, int(steps)))
+
+    def _batches(self) -> Iterator[Any]:
+        workers, _, queue_size = self.dataset._settings()
+        if workers <= 1:
+            for i in range(self.num_batches):
+                yield self.dataset[i]
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: deque[Future] = deque()
+            nxt = 0
+            while nxt < self.num_batches or pending:
+                while nxt < self.num_batches and len(pending) < queue_size:
+                    pending.append(pool.submit(self.dataset.__getitem__, nxt))
+                    nxt += 1
+                yield pending.popleft().result()
+
+    def __iter__(self) -> Iterator[tuple]:
+        self.dataset.on_epoch_begin()
+        for batch in self._batches():
+            x, y, sw = unpack(batch)
+            yield to_numpy(x), to_numpy(y), to_numpy(sw)
+        self.dataset.on_epoch_end()

@@ -165,6 +165,9 @@ class MultiHeadAttention(Layer):
              use_causal_mask: bool = False, query_mask: Any = None, value_mask: Any = None,
              key_mask: Any = None) -> Any:
         q, v, k = _split_qvk("MultiHeadAttention", query, value, key)
+        if query_mask is not None or value_mask is not None or key_mask is not None:
+            raise NotImplementedError("MultiHeadAttention: query_mask/value_mask/key_mask are "
+                                      "not supported; pass attention_mask (batch, T, S)")
         self._ensure_built(q, v, k)
         if q.ndim != 3 or v.ndim != 3 or k.ndim != 3:
             raise ValueError(f"MultiHeadAttention {self.name!r}: query, value and key must be "

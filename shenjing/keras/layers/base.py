@@ -130,10 +130,9 @@ def _auto_config(init: Callable) -> Callable:
     return wrapper
 
 
-
-_KNOWN_BASE_KWARGS = ("input_shape", "input_dim", "batch_input_shape", "batch_size",
-                      "input_length")
+_KNOWN_BASE_KWARGS = ("input_shape", "input_dim", "batch_input_shape", "batch_size", "input_length")
 _CALL_ARGS: dict[type, set] = {}
+_REQUIRED_POSITIONAL: dict[type, int] = {}  # call's positional parameters without defaults
 
 
 class Layer(Module):
@@ -346,8 +345,9 @@ class Layer(Module):
             return as_tensor(np.zeros(tuple(1 if s is None else s for s in shape),
                                   dtype=np.int64 if self._int_input else np.float32))
 
-        dummy = map_structure(zeros, input_shape) if isinstance(input_shape, list) and \
-            input_shape and isinstance(input_shape[0], (tuple, list)) else zeros(input_shape)
+        several = isinstance(input_shape, list) and input_shape and \
+            isinstance(input_shape[0], (tuple, list))
+        dummy = [zeros(s) for s in input_shape] if several else zeros(input_shape)
         with no_grad():
             out = self._call_logical(dummy, False)
         return map_structure(lambda t: (None,) + tuple(t.shape[1:]), out)
@@ -372,16 +372,22 @@ class Layer(Module):
         accepted = _CALL_ARGS.get(type(self))
         if accepted is None:
             params = inspect.signature(self.call).parameters
+            _REQUIRED_POSITIONAL[type(self)] = sum(
+                p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                for p in params.values())
             accepted = set(params) | ({"*"} if any(p.kind == p.VAR_KEYWORD
                                                   for p in params.values()) else set())
             _CALL_ARGS[type(self)] = accepted
         return accepted
 
     def _call_logical(self, inputs: Any, training: bool, **kwargs: Any) -> Any:
-        """Call in Keras's channels-last layout, passing `training` if `call` takes it."""
+        """Call in Keras's channels-last layout, passing `training` if `call` takes it; a
+        list of inputs goes to a `call(self, a, b)` as several positional tensors."""
         accepted = self._call_arg_names()
         if "training" in accepted or "*" in accepted:
             kwargs["training"] = training
+        if isinstance(inputs, list) and _REQUIRED_POSITIONAL[type(self)] > 1:
+            return self.call(*inputs, **kwargs)
         return self.call(inputs, **kwargs)
 
     def _prepare(self, x: Any) -> Any:

@@ -357,7 +357,25 @@ class _GlobalPool(_Spatial):
 
 
 class GlobalAveragePooling1D(_GlobalPool):
+    """Mean over the steps; with a mask (Embedding(mask_zero=True), Masking) only over the
+    unmasked steps, as in Keras."""
+
     _nd, _max = 1, False
+
+    def _cf_mode(self, ndim: int) -> str:
+        return "no"  # steps-last input, where a (batch, steps) mask applies
+
+    def call(self, inputs: Tensor, mask: Any = None) -> Tensor:
+        if mask is None or self.data_format == "channels_first":
+            return super().call(inputs)
+        self._check_rank(inputs)
+        weights = np.asarray(mask, dtype=np.float32)[..., None]
+        total = (inputs * as_tensor(weights)).sum(1, keepdim=self.keepdims)
+        count = np.maximum(weights.sum(1, keepdims=self.keepdims), 1.0)
+        return total / as_tensor(count)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return None
 
 
 class GlobalAveragePooling2D(_GlobalPool):

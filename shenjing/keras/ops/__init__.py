@@ -6,15 +6,17 @@ under `keras.ops.nn`). Every function takes Tensors, NumPy arrays or Python numb
 returns a shenjing Tensor, so gradients flow through the core's autograd.
 """
 
-from . import core, nn, numpy
+from . import core, more, nn, numpy
 from .core import cast, convert_to_numpy, convert_to_tensor, dtype_of, is_tensor, shape
+from .more import *  # noqa: F401,F403
+from .more import __all__ as _more_all
 from .nn import *  # noqa: F401,F403
 from .nn import __all__ as _nn_all
 from .numpy import *  # noqa: F401,F403
 from .numpy import __all__ as _numpy_all
 
-__all__ = ["core", "nn", "numpy", "cast", "convert_to_numpy", "convert_to_tensor", "dtype",
-           "is_tensor", "shape", "stop_gradient", "size", "ndim", *_nn_all, *_numpy_all]
+__all__ = ["core", "more", "nn", "numpy", "cast", "convert_to_numpy", "convert_to_tensor", "dtype",
+           "is_tensor", "shape", "stop_gradient", "size", "ndim", *_nn_all, *_numpy_all, *_more_all]
 
 dtype = dtype_of
 

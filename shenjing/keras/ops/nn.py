@@ -263,9 +263,8 @@ def top_k(x: Any, k: int, sorted: bool = True) -> tuple[Tensor, Tensor]:  # noqa
     t = as_tensor(x)
     if not 0 < int(k) <= t.shape[-1]:
         raise ValueError(f"keras.ops.top_k: k must be in [1, {t.shape[-1]}], got {k}")
-    order = np.argsort(-t.numpy(), axis=-1, kind="stable")[..., :int(k)]
-    indices = sj.from_numpy(np.ascontiguousarray(order.astype(np.int32)))
-    return sj.take_along_dim(t, indices.long(), dim=t.ndim - 1), indices
+    values, indices = sj.topk(t, int(k), t.ndim - 1)
+    return values, indices.to(np.dtype("int32"))
 
 
 def in_top_k(targets: Any, predictions: Any, k: int) -> Tensor:

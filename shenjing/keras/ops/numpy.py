@@ -389,20 +389,15 @@ def sort(x: Any, axis: int = -1) -> Tensor:
     t = as_tensor(x)
     if axis is None:
         t, axis = t.reshape(-1), 0
-    a = norm_axis(axis, t.ndim, "sort")
-    return sj.take_along_dim(t, argsort(t, a).long(), dim=a)
+    return sj.sort(t, norm_axis(axis, t.ndim, "sort"))[0]
 
 
 def cumsum(x: Any, axis: int | None = None, dtype: Any = None) -> Tensor:
-    """Running sum along `axis` as a matmul with a triangular ones matrix (differentiable)."""
+    """Running sum along `axis` (the whole flattened tensor when None)."""
     t = as_tensor(x, dtype)
     if axis is None:
         t, axis = t.reshape(-1), 0
-    a = norm_axis(axis, t.ndim, "cumsum")
-    n = t.shape[a]
-    upper = sj.from_numpy(np.triu(np.ones((n, n), dtype=np.dtype(t.dtype))))
-    moved = moveaxis(t, a, -1)
-    return moveaxis(sj.matmul(moved, upper), -1, a)
+    return sj.cumsum(t, norm_axis(axis, t.ndim, "cumsum"))
 
 
 def tile(x: Any, repeats: Any) -> Tensor:

@@ -3,11 +3,9 @@ optionally with several worker threads filling a bounded queue ahead of training
 
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any
 
-__all__ = ["PyDataset", "PyDatasetBatches"]
+__all__ = ["PyDataset"]
 
 
 class PyDataset:
@@ -64,43 +62,3 @@ class PyDataset:
 
     def on_epoch_end(self) -> None:
         """Called after each epoch (e.g. to reshuffle)."""
-
-
-class PyDatasetBatches:
-    """One epoch of a PyDataset's batches for fit/evaluate/predict, in index order."""
-
-    def __init__(self, dataset: PyDataset, steps: int | None, what: str) -> None:
-        n = dataset.num_batches
-        if n is None and steps is None:
-            raise ValueError(f"{what}: a PyDataset without __len__ or num_batches needs "
-                             f"steps_per_epoch (the number of batches per epoch)")
-        if n is not None and (not isinstance(n, int) or n < 0):
-            raise ValueError(f"{what}: the PyDataset's length must be a non-negative int, "
-                             f"got {n!r}")
-        self.dataset = dataset
-        self.num_batches = n if steps is None else (int(steps) if n is None
-                                                    else min(n, int(steps)))
-
-    def _batches(self) -> Iterator[Any]:
-        workers, _, queue_size = self.dataset._settings()
-        if workers <= 1:
-            for i in range(self.num_batches):
-                yield self.dataset[i]
-            return
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            pending: deque[Future] = deque()
-            nxt = 0
-            while nxt < self.num_batches or pending:
-                while nxt < self.num_batches and len(pending) < queue_size:
-                    pending.append(pool.submit(self.dataset.__getitem__, nxt))
-                    nxt += 1
-                yield pending.popleft().result()
-
-    def __iter__(self) -> Iterator[tuple]:
-        from ..batching import to_numpy, unpack
-
-        self.dataset.on_epoch_begin()
-        for batch in self._batches():
-            x, y, sw = unpack(batch)
-            yield to_numpy(x), to_numpy(y), to_numpy(sw)
-        self.dataset.on_epoch_end()
