@@ -12,7 +12,7 @@ t(bytes) = latency + bytes / bandwidth, and predicts the step time and scaling e
 
 once with no overlap (compute, then communicate) and once with the overlap the reducer aims
 for (communication hidden behind backward, which is about 2/3 of the compute). Prints a
-Markdown section for benchmarks/RESULTS-ddp.md and writes the raw numbers as JSON.
+Markdown section for benchmarks/RESULTS.md and writes the raw numbers as JSON.
 """
 
 from __future__ import annotations

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-import shenjing as sj
+# The real data sets beside the checkout (../shared/data, as CI lays it out), unless the
+# environment names another place; the loaders look there before any download.
+_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if _SHARED_DATA.is_dir():
+    os.environ.setdefault("SHENJING_DATA", str(_SHARED_DATA))
+
+import shenjing as sj  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from shenjing.utils.image import make_grid, save_image
 from shenjing.utils.plot import plot_history
 
-__all__ = ["plot_history", "tensorboard"]
+__all__ = ["plot_history", "make_grid", "save_image", "tensorboard"]
 
 
 def __getattr__(name: str) -> Any:
