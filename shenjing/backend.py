@@ -30,12 +30,15 @@ _active: list[Any] = [np]
 
 
 class _ArrayModule:
-    """Forwards every attribute to the active array module (`xp.exp is numpy.exp`)."""
+    """Forwards every attribute to the active array module (`xp.exp is numpy.exp`).
 
-    __slots__ = ()
+    A name is looked up once and then kept in the instance dict, so `xp.exp` costs a plain
+    attribute read on the hot path; `use()` forgets them all."""
 
     def __getattr__(self, name: str):
-        return getattr(_active[0], name)
+        value = getattr(_active[0], name)
+        self.__dict__[name] = value
+        return value
 
     def __repr__(self) -> str:
         return f"<shenjing array module: {getattr(_active[0], '__name__', _active[0])}>"
@@ -63,6 +66,7 @@ def use(module: str | ModuleType | Any) -> Any:
             raise ImportError(f"backend.use: array module {_MODULES[module]!r} is not "
                               f"installed ({e})") from None
     _active[0] = module
+    xp.__dict__.clear()
     return prev
 
 

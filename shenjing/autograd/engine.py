@@ -87,8 +87,14 @@ class Tensor:
     def _make(cls, array, ctx=None, requires_grad: bool = False,
               version: _Version | None = None) -> "Tensor":
         """The one constructor: wrap an array (shared, not copied) into a Tensor."""
-        t = cls.__new__(cls)
-        t._init(array, ctx, requires_grad, version)
+        t = cls.__new__(cls)  # the slot writes of _init, inlined: this runs for every op
+        t._data = array
+        t.grad = None
+        t._requires_grad = requires_grad
+        t._ctx = ctx
+        t._version = _Version() if version is None else version
+        t._hooks = None
+        t._retains_grad = False
         return t
 
     # ------------------------------------------------------------------ storage
@@ -330,14 +336,16 @@ def _saved_versions(saved: tuple, inputs: tuple, out: Tensor) -> tuple:
     storage the node saved: backward checks them (PyTorch's in-place safety). The producer is
     the input's node, or None for the node's own output (no reference cycle through it)."""
     found = []
+    out_data = out._data
     for s in saved:
         if type(s) is not np.ndarray:
             continue
-        if _shares_storage(s, out._data):
+        if s is out_data or (s.base is not None and _shares_storage(s, out_data)):
             found.append((out._version, 0, s, None))
             continue
         for x in inputs:
-            if isinstance(x, Tensor) and _shares_storage(s, x._data):
+            if type(x) is not np.ndarray and isinstance(x, Tensor) and (
+                    s is x._data or (s.base is not None and _shares_storage(s, x._data))):
                 found.append((x._version, x._version.value, s, x._ctx or _LEAF))
                 break
     return tuple(found)
