@@ -10,25 +10,13 @@ import numpy as np
 from ..ops import conv_transpose as CT
 from ..tensor import Tensor
 from . import init
+from .functional_conv import _DIMS, int_tuple
 from .layers import _dtype
 from .module import Module, Parameter
 
 __all__ = ["ConvTranspose1d", "ConvTranspose2d", "conv_transpose1d", "conv_transpose2d"]
 
 
-_DIMS = {1: "L", 2: "H, W"}
-
-
-def _int_tuple(op: str, what: str, v, nd: int, minimum: int) -> tuple:
-    items = (v,) * nd if isinstance(v, (int, np.integer)) else tuple(v)
-    if len(items) == 1:
-        items = items * nd
-    if len(items) != nd or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool)
-                                   for i in items):
-        raise TypeError(f"{op}: {what} must be an int or a tuple of {nd} ints, got {v!r}")
-    if min(items) < minimum:
-        raise ValueError(f"{op}: {what} must be >= {minimum}, got {v!r}")
-    return tuple(int(i) for i in items)
 
 
 def _check_input(op: str, x, nd: int, channels: int) -> None:
@@ -42,10 +30,10 @@ def _check_input(op: str, x, nd: int, channels: int) -> None:
 
 
 def _geometry(op: str, nd: int, stride, padding, output_padding, dilation) -> tuple:
-    stride = _int_tuple(op, "stride", stride, nd, 1)
-    padding = _int_tuple(op, "padding", padding, nd, 0)
-    output_padding = _int_tuple(op, "output_padding", output_padding, nd, 0)
-    dilation = _int_tuple(op, "dilation", dilation, nd, 1)
+    stride = int_tuple(op, "stride", stride, nd, 1)
+    padding = int_tuple(op, "padding", padding, nd, 0)
+    output_padding = int_tuple(op, "output_padding", output_padding, nd, 0)
+    dilation = int_tuple(op, "dilation", dilation, nd, 1)
     for op_, s, d in zip(output_padding, stride, dilation):
         if op_ >= max(s, d):
             raise ValueError(f"{op}: output_padding {output_padding} must be smaller than "
@@ -124,7 +112,7 @@ class _ConvTransposeNd(Module):
             raise ValueError(f"{name}: only padding_mode='zeros' is supported, as in torch, "
                              f"got {padding_mode!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = _int_tuple(name, "kernel_size", kernel_size, nd, 1)
+        self.kernel_size = int_tuple(name, "kernel_size", kernel_size, nd, 1)
         (self.stride, self.padding, self.output_padding,
          self.dilation) = _geometry(name, nd, stride, padding, output_padding, dilation)
         self.groups, self.padding_mode = int(groups), padding_mode
