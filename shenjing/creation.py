@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dtypes import resolve_dtype
 from .random import get_rng
 from .tensor import Tensor, as_tensor, get_default_dtype
-from .dtypes import resolve_dtype
 from .tensor.args import shape_arg as _shape_arg
 
 __all__ = ["zeros", "ones", "full", "empty", "zeros_like", "ones_like", "full_like",

@@ -11,8 +11,7 @@ from typing import Callable
 
 from . import tensor as _tensor  # noqa: F401  (installs the methods and fills FUNCTIONS)
 from .autograd import FUNCTIONS
-from .tensor import (Tensor, cat, concat, concatenate, matmul, one_hot, pad,  # noqa: F401
-                     stack, where)
+from .tensor import Tensor, cat, concat, concatenate, matmul, one_hot, pad, stack, where  # noqa: F401
 from .tensor.args import as_operand
 
 

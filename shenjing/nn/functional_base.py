@@ -13,6 +13,13 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..ops import nn_ops
+from ..ops.elementwise import LeakyRelu, Relu, Sigmoid, Tanh
+from ..ops.reduce import LogSoftmax, Softmax
+from ..random import Generator, get_rng
+from ..tensor import Tensor
+from ..tensor import one_hot as _one_hot
+from ..tensor import pad as _pad
+from ..tensor.args import norm_dim as _dim1
 from .functional_conv import (
     adaptive_avg_pool2d,
     adaptive_max_pool2d,
@@ -23,13 +30,6 @@ from .functional_conv import (
     max_pool1d,
     max_pool2d,
 )
-from ..ops.elementwise import LeakyRelu, Relu, Sigmoid, Tanh
-from ..ops.reduce import LogSoftmax, Softmax
-from ..random import Generator, get_rng
-from ..tensor import Tensor
-from ..tensor import one_hot as _one_hot
-from ..tensor import pad as _pad
-from ..tensor.args import norm_dim as _dim1
 from .losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,

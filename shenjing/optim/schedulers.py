@@ -14,8 +14,8 @@ import types
 from bisect import bisect_right
 from typing import Any, Callable, Sequence
 
-from .scheduler_base import LambdaLR, LRScheduler, ReduceLROnPlateau, check_optimizer, per_group
 from .optimizer import Optimizer
+from .scheduler_base import LambdaLR, LRScheduler, ReduceLROnPlateau, check_optimizer, per_group
 
 __all__ = ["MultiplicativeLR", "ConstantLR", "LinearLR", "PolynomialLR", "CyclicLR",
            "CosineAnnealingWarmRestarts", "SequentialLR", "ChainedScheduler"]

@@ -128,10 +128,12 @@ class _Arithmetic:
         return Tensor._make(np.isfinite(self._data))
 
     def all(self, dim=None, keepdim=False):
-        return Tensor._make(np.all(self._data, axis=norm_dims(dim, self.ndim, "all"), keepdims=keepdim))
+        axes = norm_dims(dim, self.ndim, "all")
+        return Tensor._make(np.all(self._data, axis=axes, keepdims=keepdim))
 
     def any(self, dim=None, keepdim=False):
-        return Tensor._make(np.any(self._data, axis=norm_dims(dim, self.ndim, "any"), keepdims=keepdim))
+        axes = norm_dims(dim, self.ndim, "any")
+        return Tensor._make(np.any(self._data, axis=axes, keepdims=keepdim))
 
     def equal(self, o) -> builtins.bool:
         return self.shape == raw(o).shape and builtins.bool(np.array_equal(self._data, raw(o)))

@@ -78,11 +78,13 @@ class _Reductions:
 
     def argmax(self, dim=None, keepdim: builtins.bool = False):
         d = None if dim is None else norm_dim(dim, self.ndim, "argmax")
-        return Tensor._make(np.asarray(np.argmax(self._data, axis=d, keepdims=keepdim), dtype=int64))
+        index = np.argmax(self._data, axis=d, keepdims=keepdim)
+        return Tensor._make(np.asarray(index, dtype=int64))
 
     def argmin(self, dim=None, keepdim: builtins.bool = False):
         d = None if dim is None else norm_dim(dim, self.ndim, "argmin")
-        return Tensor._make(np.asarray(np.argmin(self._data, axis=d, keepdims=keepdim), dtype=int64))
+        index = np.argmin(self._data, axis=d, keepdims=keepdim)
+        return Tensor._make(np.asarray(index, dtype=int64))
 
     def var(self, dim=None, unbiased=None, keepdim: builtins.bool = False, correction=None):
         if correction is None:
