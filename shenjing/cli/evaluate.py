@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..metrics import accuracy_score, classification_report, confusion_matrix
+from ..nn.utils.fusion import fold_batchnorm
 from .checkpoint import load_model_file, resolve_model_path
 from .common import CLIError, predict_proba, warn
 from .datasets import encode_texts, image_array, load_data, load_image, read_text
@@ -36,7 +37,8 @@ def register(sub) -> None:
 
 
 def _load_models(paths: list[str]):
-    models = [load_model_file(p) for p in paths]
+    """The checkpoints' models for inference: eval mode, BatchNorm folded into its conv."""
+    models = [(fold_batchnorm(m), cfg) for m, cfg in (load_model_file(p) for p in paths)]
     first = models[0][1]
     for path, (_, cfg) in zip(paths[1:], models[1:]):
         if cfg["task"] != first["task"] or cfg["classes"] != first["classes"]:

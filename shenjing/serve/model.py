@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 import shenjing as sj
+from shenjing.nn.utils.fusion import fold_batchnorm
 
 __all__ = ["ServedModel", "load_served_model", "CheckpointError"]
 
@@ -48,7 +49,7 @@ class ServedModel:
     def __post_init__(self) -> None:
         if self.task not in ("image", "text"):
             raise CheckpointError(f"cannot serve task {self.task!r}; expected 'image' or 'text'")
-        self.model.eval()
+        self.model = fold_batchnorm(self.model)  # eval mode, BatchNorm folded into its conv
         self._vocab = None
         if self.itos is not None:
             from ..data import Vocab

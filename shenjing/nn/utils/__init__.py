@@ -95,4 +95,4 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
 
 
 # torch's sub-namespaces: nn.utils.prune, nn.utils.rnn (pad_sequence, PackedSequence, ...)
-from . import prune, rnn  # noqa: E402,F401
+from . import fusion, prune, rnn  # noqa: E402,F401
