@@ -146,7 +146,8 @@ class _Conv(_Spatial):
                                                                  self.dilation_rate))
         return None
 
-    def build(self, input_shape: tuple) -> None:
+    def _input_channels(self, input_shape: tuple) -> int:
+        """The inputs' channel count, after checking their rank and that it is defined."""
         name = type(self).__name__
         if len(input_shape) != self._nd + 2:
             raise ValueError(f"{name} {self.name!r}: expected inputs of rank {self._nd + 2}, got "
@@ -155,6 +156,11 @@ class _Conv(_Spatial):
         if cin is None:
             raise ValueError(f"{name} {self.name!r}: the channel dimension of the inputs must "
                              f"be defined, got input shape {input_shape}")
+        return cin
+
+    def build(self, input_shape: tuple) -> None:
+        name = type(self).__name__
+        cin = self._input_channels(input_shape)
         if cin % self.groups or self.filters % self.groups:
             raise ValueError(f"{name}: input channels ({cin}) and filters ({self.filters}) must "
                              f"be divisible by groups ({self.groups})")

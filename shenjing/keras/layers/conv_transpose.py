@@ -47,14 +47,7 @@ class _ConvTranspose(_Conv):
         return out
 
     def build(self, input_shape: tuple) -> None:
-        name = type(self).__name__
-        if len(input_shape) != self._nd + 2:
-            raise ValueError(f"{name} {self.name!r}: expected inputs of rank {self._nd + 2}, got "
-                             f"shape {input_shape}")
-        cin = self._channels(input_shape)
-        if cin is None:
-            raise ValueError(f"{name} {self.name!r}: the channel dimension of the inputs must "
-                             f"be defined, got input shape {input_shape}")
+        cin = self._input_channels(input_shape)
         crops = self._crops()
         cls = nn.ConvTranspose1d if self._nd == 1 else nn.ConvTranspose2d
         self.conv = cls(int(cin), self.filters, self.kernel_size, stride=self.strides,
