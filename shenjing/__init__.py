@@ -7,14 +7,16 @@ is the Keras-style front door over the same core.
 import builtins
 
 from . import autograd
+from .cpu_threads import get_num_threads, set_num_threads
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import *  # noqa: F401,F403
 from .functions import *  # noqa: F401,F403
 from .random import (Generator, get_rng_state, initial_seed, manual_seed, seed,
                      set_rng_state)
 from .serialization import load, save
-from .dtypes import (bool_, float16, float32, float64, get_default_dtype, int8, int16, int32,
-                     int64, set_default_dtype, uint8)
+from .dtypes import (bool_, complex64, complex128, dtype, finfo, float16, float32, float64,
+                     get_default_dtype, iinfo, int8, int16, int32, int64, set_default_dtype,
+                     uint8, uint16, uint32, uint64)
 from .tensor import Device as device
 from .tensor import Tensor, as_tensor, from_numpy, tensor
 
@@ -24,6 +26,9 @@ double = float64
 half = float16
 long = int64
 int = int32  # noqa: A001  (torch.int)
+short = int16
+cfloat = complex64
+cdouble = complex128
 
 __version__ = "0.1.0"
 

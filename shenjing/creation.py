@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from .dtypes import resolve_dtype
-from .random import get_rng
+from .random import get_rng, multinomial
 from .tensor import Tensor, as_tensor, get_default_dtype
 from .tensor.args import shape_arg as _shape_arg
 
 __all__ = ["zeros", "ones", "full", "empty", "zeros_like", "ones_like", "full_like",
            "empty_like", "rand", "randn", "randint", "randperm", "rand_like", "randn_like",
-           "arange", "linspace", "eye"]
+           "arange", "linspace", "eye", "multinomial"]
 
 
 def _finish(arr: np.ndarray, requires_grad: bool) -> Tensor:
@@ -27,7 +27,7 @@ def _size(size) -> tuple:
 
 
 def _float(dtype) -> np.dtype:
-    return resolve_dtype(dtype) or get_default_dtype()
+    return resolve_dtype(dtype) or get_default_dtype().dtype
 
 
 def zeros(*size, dtype=None, requires_grad: bool = False) -> Tensor:
@@ -45,7 +45,7 @@ def empty(*size, dtype=None, requires_grad: bool = False) -> Tensor:
 def full(size, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
     if dtype is None:
         dtype = (np.bool_ if isinstance(fill_value, bool) else
-                 np.int64 if isinstance(fill_value, int) else get_default_dtype())
+                 np.int64 if isinstance(fill_value, int) else get_default_dtype().dtype)
     return _finish(np.full(_size((size,)), fill_value, dtype=resolve_dtype(dtype)),
                    requires_grad)
 
@@ -119,7 +119,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> 
     if step == 0:
         raise ValueError("arange: step must be non-zero")
     ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
-    dt = resolve_dtype(dtype) or (np.dtype(np.int64) if ints else get_default_dtype())
+    dt = resolve_dtype(dtype) or (np.dtype(np.int64) if ints else get_default_dtype().dtype)
     return _finish(np.arange(start, end, step).astype(dt), requires_grad)
 
 

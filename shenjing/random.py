@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["Generator", "default_generator", "manual_seed", "initial_seed", "get_rng", "seed",
-           "get_rng_state", "set_rng_state"]
+           "get_rng_state", "set_rng_state", "multinomial"]
 
 
 class Generator:
@@ -102,3 +102,49 @@ def set_rng_state(new_state) -> None:
                              "inc": int.from_bytes(raw[16:32], "little")},
                    "has_uint32": raw[32], "uinteger": int.from_bytes(raw[33:37], "little")})
     gen._seed = int.from_bytes(raw[37:45], "little", signed=True)
+
+
+def multinomial(input, num_samples: int, replacement: bool = False, *, generator=None,
+                out=None):
+    """Indices drawn from the categories of each row of `input` (1-D or 2-D non-negative
+    weights, not necessarily normalized), as torch.multinomial; int64, shape
+    (num_samples,) or (rows, num_samples). Without replacement a category is drawn at most
+    once per row (weighted sampling without replacement via exponential race keys)."""
+    from .tensor import from_numpy  # late: tensor imports this module
+
+    if out is not None:
+        raise NotImplementedError("multinomial: out= is not supported")
+    w = input.numpy() if hasattr(input, "numpy") else np.asarray(input)
+    if w.ndim not in (1, 2) or w.dtype.kind not in "fiu":
+        raise ValueError(f"multinomial: expected a 1-D or 2-D tensor of non-negative weights, "
+                         f"got dtype {w.dtype} and shape {w.shape}")
+    if not isinstance(num_samples, (int, np.integer)) or num_samples <= 0:
+        raise ValueError(f"multinomial: num_samples must be a positive integer, got "
+                         f"{num_samples!r}")
+    rows = np.atleast_2d(w).astype(np.float64)
+    categories = rows.shape[1]
+    if not np.all(np.isfinite(rows)) or np.any(rows < 0):
+        raise ValueError("multinomial: the weights must be finite and non-negative (got inf, "
+                         "nan or a negative entry)")
+    if np.any(rows.sum(axis=1) <= 0):
+        raise ValueError("multinomial: every row of weights must have a positive sum")
+    if not replacement:
+        if num_samples > categories:
+            raise ValueError(f"multinomial: cannot draw {num_samples} samples without "
+                             f"replacement from {categories} categories")
+        if np.any((rows > 0).sum(axis=1) < num_samples):
+            raise ValueError(f"multinomial: a row has fewer than {num_samples} categories of "
+                             f"non-zero weight, too few to draw without replacement")
+    rng = get_rng(generator)
+    if replacement:
+        cdf = np.cumsum(rows, axis=1)
+        cdf /= cdf[:, -1:]
+        draws = rng.random((rows.shape[0], int(num_samples)))
+        picks = np.stack([np.searchsorted(c, u, side="right") for c, u in zip(cdf, draws)])
+        picks = np.minimum(picks, categories - 1)
+    else:
+        with np.errstate(divide="ignore"):
+            keys = rng.standard_exponential(rows.shape) / rows  # zero weight -> inf, last
+        picks = np.argsort(keys, axis=1, kind="stable")[:, :int(num_samples)]
+    picks = picks.astype(np.int64)
+    return from_numpy(picks[0] if w.ndim == 1 else picks)

@@ -1,7 +1,7 @@
 """Op-table rows for the nn primitives added with the Transformer / ConvTranspose work, in
 tests/op_specs.py's format (`OPS_NN`, to be merged into `OPS`): transposed convolution,
-fused scaled dot-product attention and the backward-hook identity. Until the merge,
-tests/test_nn_more_layers.py runs them through the same three checks.
+fused scaled dot-product attention, the backward-hook identity and embedding bags' segment
+sum. Until the merge, tests/test_nn_more_layers.py runs them through the same three checks.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from op_specs import Arg, OpSpec, row
 
 from shenjing.ops.attention import Attention
 from shenjing.ops.backward_hook import HookPack
+from shenjing.ops.bag import SegmentSum
 from shenjing.ops.conv_transpose import ConvTranspose
 
 __all__ = ["OPS_NN"]
@@ -30,6 +31,12 @@ def _sdpa_mask(lib, q, k, v):
     mask = lib.tensor([[True, False, True, True], [False, True, True, False],
                        [True, True, False, True]])
     return _nnf(lib).scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def _embedding_bag(lib, w, psw=None, mode="sum"):
+    """Bags [0, 3) [3, 3) (empty) [3, 7) of a 6-row table; index 4 repeats in the last."""
+    text, offsets = lib.tensor([5, 0, 5, 4, 1, 4, 2]), lib.tensor([0, 3, 3])
+    return _nnf(lib).embedding_bag(text, w, offsets, mode=mode, per_sample_weights=psw)
 
 
 # fmt: off
@@ -65,5 +72,9 @@ OPS_NN: list[OpSpec] = [
         lambda lib, q, k, v: _nnf(lib).scaled_dot_product_attention(q, k, v),
         [(2, 2, 2, 3), Arg((1, 2, 4, 3)), (1, 2, 4, 2)], Attention),
     row("backward_hook_pack", _hook_pack, [(2, 3), (4,)], HookPack),
+    row("embedding_bag_sum_segments", _embedding_bag, [(6, 3)], SegmentSum),
+    row("embedding_bag_mean_segments", lambda lib, w: _embedding_bag(lib, w, mode="mean"),
+        [(6, 3)], SegmentSum),
+    row("embedding_bag_per_sample_weights", _embedding_bag, [(6, 3), (7,)], SegmentSum),
 ]
 # fmt: on

@@ -227,3 +227,26 @@ def test_early_stopping_restores_the_best_epoch(tmp_path, capsys):
     assert state["best"]["epoch"] == 1
     assert all(np.array_equal(best[k], state["best"]["weights"][k]) for k in best)
     assert not all(np.array_equal(best[k], state["model"][k]) for k in best)
+
+
+def test_mismatched_and_corrupted_checkpoints_are_one_line(runs, tmp_path, capsys):
+    """A checkpoint of another model, a run resumed as another model, a truncated
+    checkpoint.safetensors under --resume: each one clear line on stderr, exit status 1."""
+    obj = sj.load(runs / "two" / "model.safetensors")
+    obj["config"]["model"] = "seed003-cnn"  # seed-000 weights, labelled as the seed-003 CNN
+    sj.save(obj, tmp_path / "other.safetensors")
+    for command in (["evaluate", tmp_path / "other.safetensors", "--data", "mnist"],
+                    ["predict", tmp_path / "other.safetensors", tmp_path / "x.npy"],
+                    ["finetune", tmp_path / "other.safetensors", "--data", "mnist"]):
+        fails(capsys, *command, match="other.safetensors: weights do not fit model "
+              "'seed003-cnn' (")
+    fails(capsys, "train", "seed003-cnn", "--resume", runs / "two",
+          match=f"--resume {runs / 'two'} is a seed000-cnn run, not seed003-cnn")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    whole = (runs / "two" / "checkpoint.safetensors").read_bytes()
+    (broken / "checkpoint.safetensors").write_bytes(whole[:len(whole) // 2])
+    fails(capsys, "train", "--resume", broken,
+          match=f"--resume {broken / 'checkpoint.safetensors'}: not a readable checkpoint (")
+    (broken / "checkpoint.safetensors").write_bytes(b"\x00" * 64)
+    fails(capsys, "train", "--resume", broken, match="not a readable checkpoint")

@@ -254,7 +254,8 @@ def test_bad_arguments():
         nn.Conv2d(3, 4, 3, padding_mode="mirror")
     with pytest.raises(ValueError, match="stride must be >= 1"):
         nn.Conv2d(3, 4, 3, stride=0)
-    with pytest.raises(TypeError, match="dtype float64 does not match the weight dtype float32"):
+    with pytest.raises(TypeError, match="dtype shenjing.float64 does not match the weight dtype "
+                                        "shenjing.float32"):
         nn.Conv2d(1, 4, 3)(sj.zeros(1, 1, 5, 5, dtype=sj.float64))
     with pytest.raises(ValueError, match=r"conv2d: expected a 4-D weight"):
         F.conv2d(sj.zeros(1, 1, 5, 5), sj.zeros(2, 1, 3))

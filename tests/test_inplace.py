@@ -275,7 +275,7 @@ def test_promotion_follows_the_default_dtype(program, default):
     finally:
         sj.set_default_dtype(sj.float32)
         torch.set_default_dtype(torch.float32)
-    assert str(mine.dtype) == str(theirs.dtype).replace("torch.", "")
+    assert str(mine.dtype) == str(theirs.dtype).replace("torch.", "shenjing.")
     np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-6)
 
 

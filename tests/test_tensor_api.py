@@ -190,7 +190,7 @@ def test_size_is_a_tuple_that_prints_as_shenjing_size():
 def test_dtypes_print_with_the_shenjing_prefix_in_tensors():
     x = sj.tensor([1.0], dtype=sj.float64)
     assert "dtype=shenjing.float64" in repr(x) and x.type() == "shenjing.float64"
-    assert x.dtype == sj.float64 and str(sj.float32) == "float32"
+    assert x.dtype is sj.float64 and str(sj.float32) == "shenjing.float32"  # as torch's
 
 
 def test_linalg_norms_match_torch():

@@ -6,8 +6,10 @@ Design decisions (pinned by tests/test_autograd.py and tests/test_inplace.py):
   `Tensor(data)` and `shenjing.tensor(...)` convert their data and then call it.
 * **Ops are array-level.** `Function.forward/backward` take and return arrays (from the
   `xp` array module, see backend.py); `Function.apply` is the one place arrays are wrapped
-  into Tensors. Backward records no graph: there are no higher-order gradients, which keeps
-  the per-op bookkeeping small, and that is what makes small models fast.
+  into Tensors. Function subclasses written outside the package are torch's kind: their
+  forward/backward see Tensors (`array_level = False`; function.py converts for them).
+  Backward records no graph: there are no higher-order gradients, which keeps the per-op
+  bookkeeping small, and that is what makes small models fast.
 * **Declared once.** A Function subclass that sets `api = ("exp",)` becomes `Tensor.exp`
   and `shenjing.exp` (see `Function.__init_subclass__`); methods that need argument
   handling are plain functions decorated with `@tensor_method` (shenjing/tensor/). The
@@ -36,7 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..dtypes import get_default_dtype
+from ..dtypes import as_dtype, dtype, get_default_dtype
 from ..size import Size
 from .grad_mode import _GradMode
 
@@ -122,8 +124,9 @@ class Tensor:
         return self._data.ndim
 
     @property
-    def dtype(self) -> np.dtype:
-        return self._data.dtype
+    def dtype(self) -> dtype:
+        """The element type, `shenjing.float32` and so on (one object per dtype)."""
+        return as_dtype(self._data.dtype)
 
     @property
     def _version_value(self) -> int:
@@ -146,7 +149,7 @@ class Tensor:
         if requires_grad and self._data.dtype.kind not in "fc":
             raise TypeError(
                 f"only floating-point tensors can require gradients; this tensor has dtype "
-                f"{self._data.dtype} (convert with .float() first)"
+                f"{self.dtype} (convert with .float() first)"
             )
         if not requires_grad and self._ctx is not None:
             raise RuntimeError(
@@ -266,19 +269,49 @@ class Function:
     Declaring `api = ("name", ...)` on a subclass installs `Tensor.name(self, *args, **kw)`
     and `shenjing.name(x, *args, **kw)` as `Cls.apply(x, *args, **kw)`: one class is the op,
     its method and its function.
+
+    A subclass defined outside the shenjing package is a PyTorch-style custom Function
+    (`array_level = False`, unless it sets `array_level = True`): forward and backward take
+    and return Tensors, and `ctx.saved_tensors`, `mark_non_differentiable`, `mark_dirty`,
+    `set_materialize_grads` and `setup_context` work as in torch (see function.py).
     """
 
     saved: tuple = ()
     saved_versions: tuple = ()
     api: tuple = ()
+    array_level = True  # False: forward/backward take and return Tensors, as torch's
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
+        if "array_level" not in cls.__dict__ and "forward" in cls.__dict__:
+            module = cls.__module__
+            cls.array_level = module == "shenjing" or module.startswith("shenjing.")
+        if not cls.array_level and "apply" not in cls.__dict__:
+            from .function import apply_tensors  # builds on this module, so imported here
+
+            cls.apply = classmethod(apply_tensors)
         for name in cls.__dict__.get("api", ()):
             tensor_method(_api_method(cls, name))
 
     def save_for_backward(self, *arrays) -> None:
         self.saved = arrays
+
+    @property
+    def saved_tensors(self) -> tuple:
+        """What forward saved, as tensors (torch's `ctx.saved_tensors`)."""
+        return tuple(Tensor._make(a) if type(a) is np.ndarray else a for a in self.saved)
+
+    def mark_non_differentiable(self, *tensors) -> None:
+        """Outputs (returned by forward) that get no gradient, as torch's."""
+        self.non_differentiable = tuple(tensors)
+
+    def mark_dirty(self, *tensors) -> None:
+        """Inputs forward changed in place and returns, as torch's."""
+        self.dirty = tuple(tensors)
+
+    def set_materialize_grads(self, value: builtins.bool) -> None:
+        """False: backward gets None, not zeros, for outputs that got no gradient."""
+        self.materialize_grads = builtins.bool(value)
 
     @staticmethod
     def forward(ctx, *args, **kwargs):  # pragma: no cover - abstract
@@ -300,7 +333,7 @@ class Function:
         if type(out) is not np.ndarray:
             out = np.asarray(out)
         if out.dtype is _FLOAT64 and "dtype" not in attrs and not _any_float64(arrays):
-            out = out.astype(get_default_dtype())  # int * 0.5, int.exp(): as torch
+            out = out.astype(get_default_dtype().dtype)  # int * 0.5, int.exp(): as torch
         if _GradMode.enabled:
             needs = tuple(isinstance(x, Tensor) and x._requires_grad for x in inputs)
             if True in needs:

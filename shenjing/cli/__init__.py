@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"shenjing {args.command}: error: {message}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"shenjing {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # Interrupted (a checkpoint was saved) says how to resume
+        print(f"shenjing {args.command}: {err.args[0] if err.args else 'interrupted'}",
+              file=sys.stderr)
         return 130

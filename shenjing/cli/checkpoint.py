@@ -5,8 +5,11 @@ A run directory holds
   model.safetensors       {"format": MODEL_FORMAT, "config", "model"}: the best weights, what
                           evaluate / predict / finetune / generate read;
   checkpoint.safetensors  {"format": STATE_FORMAT, "config", "model", "optimizer", "rng",
-                          "position", "history", "best", ...}: everything `--resume` needs to
-                          continue bit for bit.
+                          "position", "history", "best", "early_stopping", "partial"}:
+                          everything `--resume` needs to continue bit for bit. "partial" is
+                          None at an epoch's end; in a mid-epoch checkpoint (--checkpoint-every,
+                          --max-steps, Ctrl-C) it holds the epoch's shuffled order, the batches
+                          done, the running loss/accuracy totals and the elapsed seconds.
 `config` says how to rebuild the model (zoo name and constructor arguments) and its data
 (task, `--data`, class names, vocabulary or image size, frozen prefixes).
 """

@@ -11,11 +11,17 @@ import numpy as np
 
 import shenjing as sj
 
-__all__ = ["CLIError", "batches", "forward_logits", "predict_proba", "Progress", "warn"]
+__all__ = ["CLIError", "Interrupted", "batches", "forward_logits", "predict_proba", "Progress",
+           "warn"]
 
 
 class CLIError(Exception):
     """A mistake in arguments, paths or data: printed as one line on stderr, exit status 1."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C after saving a checkpoint; the message says how to resume.
+    `main` prints it as one line on stderr and exits with status 130 (128 + SIGINT)."""
 
 
 def warn(message: str) -> None:
@@ -61,8 +67,11 @@ class Progress:
     get one line per epoch.
     """
 
-    def __init__(self, epoch: int, epochs: int, steps: int, enabled: bool = True) -> None:
-        self.epoch, self.epochs, self.start = epoch, epochs, time.perf_counter()
+    def __init__(self, epoch: int, epochs: int, steps: int, enabled: bool = True,
+                 done: int = 0, elapsed: float = 0.0) -> None:
+        """`done` steps taking `elapsed` seconds are behind us (an epoch resumed midway)."""
+        self.epoch, self.epochs = epoch, epochs
+        self.start = time.perf_counter() - elapsed
         self.bar = None
         if enabled and sys.stderr.isatty():
             try:
@@ -70,17 +79,25 @@ class Progress:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self.bar = tqdm(total=steps, desc=f"Epoch {epoch}/{epochs}", unit="batch",
-                                leave=False, dynamic_ncols=True)
+                self.bar = tqdm(total=steps, initial=done, desc=f"Epoch {epoch}/{epochs}",
+                                unit="batch", leave=False, dynamic_ncols=True)
 
     def update(self, logs: dict[str, float]) -> None:
         if self.bar is not None:
             self.bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
             self.bar.update(1)
 
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def abort(self) -> None:
+        """Stop mid-epoch (interrupted): remove the bar, print no summary line."""
+        if self.bar is not None:
+            self.bar.close()
+
     def close(self, logs: dict[str, float]) -> float:
         """End the epoch: print its summary line; returns the epoch's wall time in seconds."""
-        seconds = time.perf_counter() - self.start
+        seconds = self.elapsed()
         if self.bar is not None:
             self.bar.close()
         finite = {k: v for k, v in logs.items() if math.isfinite(v)}

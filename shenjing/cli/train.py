@@ -18,13 +18,22 @@ from .training import OPTIMIZERS, PARALLEL_ENV, build_optimizer, fit, head_kwarg
 
 TRAIN_DEFAULTS = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "optimizer": "adam",
                   "val_split": 0.1, "augment": False, "early_stopping": 0, "seed": 0,
-                  "limit": None, "body_lr": None}
+                  "limit": None, "body_lr": None, "checkpoint_every": 0}
+# what `train --resume` may change; everything else continues as the run was started
+RESUME_MAY_CHANGE = ("epochs", "checkpoint_every")
 
 
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
     return value
 
 
@@ -47,6 +56,13 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=_positive_int, metavar="N",
                    help="use N training and N test examples (a fixed random subset)")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/MODEL-DATA)")
+    p.add_argument("--checkpoint-every", type=_non_negative_int, metavar="STEPS",
+                   help="also save the full training state every STEPS optimizer steps, so "
+                   "--resume can continue from the middle of an epoch (default 0: at the end "
+                   "of each epoch only; Ctrl-C always saves before stopping)")
+    p.add_argument("--max-steps", type=_positive_int, metavar="N",
+                   help="pause after N optimizer steps in all (resumed ones included), "
+                   "saving a checkpoint that --resume continues from")
     p.add_argument("--nproc", type=_positive_int, metavar="N",
                    help="data-parallel training in N processes (shenjing.distributed)")
 
@@ -56,7 +72,8 @@ def register(sub) -> None:
     t.add_argument("model", nargs="?", help=f"one of {', '.join(TASKS)}")
     t.add_argument("--model", dest="model_option", help=argparse.SUPPRESS)  # older spelling
     _add_training_options(t)
-    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR bit for bit")
+    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR bit for bit, also "
+                   "from the middle of an epoch (on the same machine and BLAS thread count)")
     t.set_defaults(func=train)
     f = sub.add_parser("finetune", help="transfer learning: freeze layers, new head, train")
     f.add_argument("checkpoint", help="a run directory or model.safetensors")
@@ -141,7 +158,7 @@ def train(args: argparse.Namespace) -> int:
               "train": cfg}
     name = Path(data.spec).name.split(".")[0] or "data"
     out = Path(args.out or f"runs/{args.model}-{name}")
-    fit(model, build_optimizer(model, cfg, None), data, config, out)
+    fit(model, build_optimizer(model, cfg, None), data, config, out, max_steps=args.max_steps)
     return 0
 
 
@@ -152,16 +169,18 @@ def _resume(args: argparse.Namespace) -> int:
         raise CLIError(f"--resume {args.resume} is a {config['model']} run, not {args.model}")
     if args.data and args.data != config["data"]:
         raise CLIError(f"--resume {args.resume} trained on {config['data']}, not {args.data}")
-    changed = [k for k in TRAIN_DEFAULTS if k != "epochs" and getattr(args, k, None) is not None
-               and getattr(args, k) != config["train"][k]]
+    changed = [k for k in TRAIN_DEFAULTS if k not in RESUME_MAY_CHANGE
+               and getattr(args, k, None) is not None
+               and getattr(args, k) != config["train"].get(k, TRAIN_DEFAULTS[k])]
     if changed:
-        raise CLIError(f"--resume continues the run as it was; only --epochs may change "
-                       f"(got {', '.join('--' + k.replace('_', '-') for k in changed)})")
+        names = ", ".join("--" + k.replace("_", "-") for k in changed)
+        raise CLIError(f"--resume continues the run as it was; only --epochs may change (got "
+                       f"{names}), besides --checkpoint-every and --max-steps")
     config["train"] = _train_config(args, config["train"])
     data = _data(config["data"], config["meta"], config["train"]["limit"])
     model = build_model(config, state["model"], f"--resume {args.resume}")
     optimizer = build_optimizer(model, config["train"], config.get("head"))
-    fit(model, optimizer, data, config, Path(args.out or args.resume), state)
+    fit(model, optimizer, data, config, Path(args.out or args.resume), state, args.max_steps)
     return 0
 
 
@@ -199,5 +218,5 @@ def finetune(args: argparse.Namespace) -> int:
               "head": head, "train": cfg, "finetuned_from": str(args.checkpoint)}
     name = Path(data.spec).name.split(".")[0] or "data"
     out = Path(args.out or f"runs/{base['model']}-finetune-{name}")
-    fit(model, build_optimizer(model, cfg, head), data, config, out)
+    fit(model, build_optimizer(model, cfg, head), data, config, out, max_steps=args.max_steps)
     return 0

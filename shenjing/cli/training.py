@@ -9,7 +9,9 @@ import csv
 import io
 import math
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ from .. import optim
 from ..models import TASKS, param_groups, trainable_parameters
 from ..nn import functional as F
 from .checkpoint import arrays_of, save_model, save_state
-from .common import CLIError, Progress, batches, forward_logits, warn
+from .common import CLIError, Interrupted, Progress, batches, forward_logits, warn
 from .datasets import Data
 
 __all__ = ["PARALLEL_ENV", "OPTIMIZERS", "model_kwargs", "head_kwargs", "build_optimizer", "fit",
@@ -184,98 +186,211 @@ class _Replicas:
                         p.grad.mul_(1.0 / self.world)
 
 
-def fit(model, optimizer, data: Data, config: dict, out: Path, state: dict | None = None) -> dict:
-    """Train until `epochs` or early stopping, checkpointing each epoch; then restore the best
-    weights, report the test metrics and write the curves. Returns the final summary."""
-    cfg = config["train"]
-    if cfg["augment"] and data.task != "image":
-        raise CLIError(f"--augment shifts images; --data {data.spec} holds {data.task} data")
-    xtr, ytr, xval, yval = _split(data, cfg["val_split"], cfg["seed"])
-    charlm = data.task == "charlm"
-    monitor, sign = ("val_loss", -1.0) if charlm or not len(xval) else ("val_accuracy", 1.0)
-    if not len(xval):
-        monitor = "loss"
-    shuffle = np.random.default_rng(cfg["seed"] + 1)
-    history: dict[str, list] = {}
-    best = {"metric": -math.inf, "epoch": 0, "weights": arrays_of(model.state_dict())}
-    start, step, wait = 0, 0, 0
-    if state is not None:  # resume: everything the next epoch depends on
-        optimizer.load_state_dict(state["optimizer"])
-        shuffle.bit_generator.state = state["rng"]["shuffle"]
-        sj.random.default_generator.set_state(state["rng"]["sj"])
-        start, step = state["position"]["epoch"], state["position"]["step"]
-        wait, history = state["early_stopping"]["wait"], state["history"]
-        best = {"metric": state["best"]["metric"], "epoch": state["best"]["epoch"],
-                "weights": state["best"]["weights"]}
-    replicas = _Replicas()
-    saving = replicas.rank == 0
-    out.mkdir(parents=True, exist_ok=True)
-    writer = _tensorboard(out) if saving else None
-    patience = cfg["early_stopping"]
-    epochs = cfg["epochs"]
-    if patience and wait >= patience:
-        print(f"early stopping had already ended this run at epoch {start}")
-    n_params = sum(p.numel() for p in model.parameters())
-    n_train = sum(p.numel() for p in trainable_parameters(model))
-    print(f"{config['model']} ({n_params:,} parameters, {n_train:,} trainable) on {data.spec}: "
-          f"{len(xtr)} train, {len(xval)} validation, {len(data.x_test)} test; "
-          f"{cfg['optimizer']} lr={cfg['lr']}, batch {cfg['batch_size']}, epochs "
-          f"{start + 1}..{epochs}", flush=True)
-    epoch = start
-    while epoch < epochs and not (patience and wait >= patience):
-        epoch += 1
+class _StopRequest:
+    """Ctrl-C while training: the step under way finishes, a checkpoint is saved, then the run
+    stops (`Interrupted`, exit status 130). A second Ctrl-C stops at once, as usual (the last
+    checkpoint, written atomically, stays intact). Only installed in the main thread of a
+    single-process run: the processes of `--nproc` would stop at different steps."""
+
+    def __init__(self, active: bool) -> None:
+        self.requested = False
+        self._previous = None
+        self.active = active and threading.current_thread() is threading.main_thread()
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __enter__(self) -> _StopRequest:
+        if self.active and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            self.active = False  # Ctrl-C is ignored here (a background job): keep it so
+        if self.active:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.active:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class _Paused(Exception):
+    """The run stops here (Ctrl-C or --max-steps) with a checkpoint saved; args[0] says where."""
+
+
+class _Run:
+    """One training run: everything a checkpoint holds, and the steps that advance it.
+
+    `epoch` counts finished epochs; `partial` (resumed from a mid-epoch checkpoint) holds the
+    interrupted epoch's shuffled order, how many of its batches are done, the running
+    loss/accuracy totals and its elapsed seconds.
+    """
+
+    def __init__(self, model, optimizer, data: Data, config: dict, out: Path,
+                 state: dict | None) -> None:
+        self.model, self.optimizer, self.data, self.config, self.out = (
+            model, optimizer, data, config, out)
+        self.cfg = cfg = config["train"]
+        if cfg["augment"] and data.task != "image":
+            raise CLIError(f"--augment shifts images; --data {data.spec} holds {data.task} "
+                           "data")
+        self.xtr, self.ytr, self.xval, self.yval = _split(data, cfg["val_split"], cfg["seed"])
+        if not len(self.xval):
+            self.monitor, self.sign = "loss", -1.0
+        else:
+            self.monitor, self.sign = (("val_loss", -1.0) if data.task == "charlm" else
+                                       ("val_accuracy", 1.0))
+        self.shuffle = np.random.default_rng(cfg["seed"] + 1)
+        self.history: dict[str, list] = {}
+        self.best = {"metric": -math.inf, "epoch": 0, "weights": arrays_of(model.state_dict())}
+        self.epoch, self.step, self.wait, self.partial = 0, 0, 0, None
+        if state is not None:  # resume: everything the next step depends on
+            optimizer.load_state_dict(state["optimizer"])
+            self.shuffle.bit_generator.state = state["rng"]["shuffle"]
+            sj.random.default_generator.set_state(state["rng"]["sj"])
+            self.epoch, self.step = state["position"]["epoch"], state["position"]["step"]
+            self.wait, self.history = state["early_stopping"]["wait"], state["history"]
+            self.best = {key: state["best"][key] for key in ("metric", "epoch", "weights")}
+            self.partial = state.get("partial")
+        self.replicas = _Replicas()
+        self.saving = self.replicas.rank == 0
+        self.steps = math.ceil(len(self.xtr) / cfg["batch_size"])
+
+    def stopped_early(self) -> bool:
+        patience = self.cfg["early_stopping"]
+        return bool(patience) and self.wait >= patience
+
+    def print_header(self) -> None:
+        cfg, model = self.cfg, self.model
+        if self.stopped_early():
+            print(f"early stopping had already ended this run at epoch {self.epoch}")
+        n_params = sum(p.numel() for p in model.parameters())
+        n_train = sum(p.numel() for p in trainable_parameters(model))
+        print(f"{self.config['model']} ({n_params:,} parameters, {n_train:,} trainable) on "
+              f"{self.data.spec}: {len(self.xtr)} train, {len(self.xval)} validation, "
+              f"{len(self.data.x_test)} test; {cfg['optimizer']} lr={cfg['lr']}, batch "
+              f"{cfg['batch_size']}, epochs {self.epoch + 1}..{cfg['epochs']}", flush=True)
+        if self.partial is not None and self.epoch < cfg["epochs"]:
+            print(f"resuming epoch {self.partial['epoch']} after step {self.partial['batch']} "
+                  f"of {self.steps}", flush=True)
+
+    def checkpoint(self, partial: dict | None = None) -> None:
+        """Save the whole state (atomically); `partial` describes an unfinished epoch."""
+        if self.saving:
+            save_state(self.out, {
+                "config": self.config, "model": arrays_of(self.model.state_dict()),
+                "optimizer": self.optimizer.state_dict(),
+                "rng": {"shuffle": self.shuffle.bit_generator.state,
+                        "sj": sj.random.default_generator.get_state()},
+                "position": {"epoch": self.epoch, "step": self.step},
+                "history": self.history, "early_stopping": {"wait": self.wait},
+                "best": self.best, "partial": partial})
+
+    def train_epoch(self, stop: _StopRequest, max_steps: int | None) -> tuple[dict, Progress]:
+        """The optimizer steps of the next epoch (or the rest of an interrupted one); returns
+        its (loss, accuracy) logs and progress bar. Raises `_Paused` after saving a mid-epoch
+        checkpoint when Ctrl-C was pressed or the step count reached `max_steps`."""
+        cfg, model, optimizer, replicas = self.cfg, self.model, self.optimizer, self.replicas
+        epoch, every = self.epoch + 1, cfg.get("checkpoint_every") or 0
         model.train()
-        order = shuffle.permutation(len(xtr))
-        steps = math.ceil(len(xtr) / cfg["batch_size"])
-        bar = Progress(epoch, epochs, steps)
-        total, hits, count = 0.0, 0, 0
-        for idx in batches(len(xtr), cfg["batch_size"], order):
-            xb = xtr[idx]
+        if self.partial is not None:
+            p, self.partial = self.partial, None
+            order, first = np.asarray(p["order"]), p["batch"]
+            total, hits, count = p["total"], p["hits"], p["count"]
+            bar = Progress(epoch, cfg["epochs"], self.steps, done=first, elapsed=p["seconds"])
+        else:
+            order, first, total, hits, count = self.shuffle.permutation(len(self.xtr)), 0, 0.0, \
+                0, 0
+            bar = Progress(epoch, cfg["epochs"], self.steps)
+        for b, idx in enumerate(batches(len(self.xtr), cfg["batch_size"], order)):
+            if b < first:
+                continue
+            xb = self.xtr[idx]
             if cfg["augment"]:
-                xb = _shift(xb, shuffle)
+                xb = _shift(xb, self.shuffle)
             mine = replicas.share(np.arange(len(idx)))
             idx, xb = idx[mine], xb[mine]
-            loss, h = _loss_and_hits(forward_logits(model, sj.from_numpy(xb)), ytr[idx])
+            loss, h = _loss_and_hits(forward_logits(model, sj.from_numpy(xb)), self.ytr[idx])
             optimizer.zero_grad()
             loss.backward()
             replicas.average_gradients(model)
             optimizer.step()
-            step += 1
-            n = ytr[idx].size
+            self.step += 1
+            n = self.ytr[idx].size
             total, hits, count = total + loss.item() * n, hits + h, count + n
             bar.update({"loss": total / count, "accuracy": hits / count})
-        logs = {"loss": total / count, "accuracy": hits / count}
-        if len(xval):
-            logs["val_loss"], logs["val_accuracy"] = evaluate_arrays(model, xval, yval)
+            if b + 1 == self.steps:
+                break  # the epoch's end: end_epoch saves its checkpoint
+            pause = stop.requested or self.step == max_steps
+            if pause or (every and self.step % every == 0):
+                self.checkpoint({"epoch": epoch, "batch": b + 1, "order": order, "total": total,
+                                 "hits": hits, "count": count, "seconds": bar.elapsed()})
+            if pause:
+                bar.abort()
+                raise _Paused(f"in epoch {epoch} after step {b + 1} of {self.steps}")
+        return {"loss": total / count, "accuracy": hits / count}, bar
+
+    def end_epoch(self, logs: dict, bar: Progress, writer) -> None:
+        """Validate, record the history, track the best weights, save the epoch's files."""
+        self.epoch += 1
+        if len(self.xval):
+            logs["val_loss"], logs["val_accuracy"] = evaluate_arrays(self.model, self.xval,
+                                                                     self.yval)
         seconds = bar.close(logs)
         for key, value in {**logs, "seconds": seconds}.items():
-            history.setdefault(key, []).append(value)
+            self.history.setdefault(key, []).append(value)
             if writer is not None:
-                writer.add_scalar(f"epoch/{key}", value, epoch)
-        score = sign * logs[monitor] if monitor != "loss" else -logs["loss"]
-        if score > best["metric"]:
-            best = {"metric": score, "epoch": epoch, "weights": arrays_of(model.state_dict())}
-            wait = 0
+                writer.add_scalar(f"epoch/{key}", value, self.epoch)
+        if self.sign * logs[self.monitor] > self.best["metric"]:
+            self.best = {"metric": self.sign * logs[self.monitor], "epoch": self.epoch,
+                         "weights": arrays_of(self.model.state_dict())}
+            self.wait = 0
         else:
-            wait += 1
-        if not saving:
-            continue
-        save_state(out, {
-            "config": config, "model": arrays_of(model.state_dict()),
-            "optimizer": optimizer.state_dict(),
-            "rng": {"shuffle": shuffle.bit_generator.state,
-                    "sj": sj.random.default_generator.get_state()},
-            "position": {"epoch": epoch, "step": step}, "history": history,
-            "early_stopping": {"wait": wait}, "best": best})
-        save_model(out, config, best["weights"])
-        _write_history(out / "history.csv", history)
-        if patience and wait >= patience:
-            print(f"early stopping: {monitor} has not improved for {patience} epochs; "
-                  f"best was epoch {best['epoch']}")
-    if writer is not None:
-        writer.close()
-    model.load_state_dict(best["weights"])
-    return _finish(model, data, out, history if saving else {}, best, epoch, monitor)
+            self.wait += 1
+        if self.saving:
+            self.checkpoint()
+            save_model(self.out, self.config, self.best["weights"])
+            _write_history(self.out / "history.csv", self.history)
+
+
+def fit(model, optimizer, data: Data, config: dict, out: Path, state: dict | None = None,
+        max_steps: int | None = None) -> dict:
+    """Train until `epochs` or early stopping, checkpointing each epoch (and every
+    `checkpoint_every` steps); then restore the best weights, report the test metrics and write
+    the curves. Returns the final summary.
+
+    `state` (a checkpoint) resumes a run bit for bit, also from the middle of an epoch.
+    `max_steps` pauses the run after that many optimizer steps in all (a checkpoint to resume
+    from is saved; summary {"stopped_at_step": N}); Ctrl-C does the same, raising `Interrupted`.
+    """
+    run = _Run(model, optimizer, data, config, out, state)
+    if max_steps is not None and max_steps <= run.step:
+        raise CLIError(f"--max-steps {max_steps}: this run has already taken {run.step} steps")
+    epochs = run.cfg["epochs"]
+    out.mkdir(parents=True, exist_ok=True)
+    writer = _tensorboard(out) if run.saving else None
+    try:
+        with _StopRequest(active=run.replicas.world == 1) as stop:
+            run.print_header()
+            while run.epoch < epochs and not run.stopped_early():
+                run.end_epoch(*run.train_epoch(stop, max_steps), writer)
+                if run.stopped_early():
+                    print(f"early stopping: {run.monitor} has not improved for "
+                          f"{run.cfg['early_stopping']} epochs; best was epoch "
+                          f"{run.best['epoch']}")
+                elif run.epoch < epochs and (stop.requested or run.step == max_steps):
+                    raise _Paused(f"at the end of epoch {run.epoch}")
+    except _Paused as pause:
+        hint = f"checkpoint saved; resume with: shenjing train --resume {out}"
+        if stop.requested:
+            raise Interrupted(f"interrupted {pause}; {hint}") from None
+        print(f"stopped at step {run.step} (--max-steps) {pause}; {hint}")
+        return {"stopped_at_step": run.step}
+    finally:
+        if writer is not None:
+            writer.close()
+    model.load_state_dict(run.best["weights"])
+    return _finish(model, data, out, run.history if run.saving else {}, run.best, run.epoch,
+                   run.monitor)
 
 
 def _finish(model, data: Data, out: Path, history: dict, best: dict, epoch: int,

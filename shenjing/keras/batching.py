@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..data import DataLoader, TensorDataset
+from ..data import DataLoader, TensorDataset, default_collate
 from ..random import Generator
 from ..tensor import Tensor
 from .utils.py_dataset import PyDataset
@@ -103,6 +103,13 @@ def _class_weights(y: np.ndarray, class_weight: dict) -> np.ndarray:
     return table[labels]
 
 
+def _collate_keeping_strings(samples: list) -> list:
+    """default_collate per column, except that string columns (for TextVectorization or
+    StringLookup as a model's first layer) stay NumPy arrays of strings."""
+    return [np.stack(column) if np.asarray(column[0]).dtype.kind in "USO"
+            else default_collate(list(column)) for column in zip(*samples)]
+
+
 class ArrayBatches:
     """Arrays (or lists/dicts of arrays) cut into batches by `shenjing.data.DataLoader`.
 
@@ -125,8 +132,10 @@ class ArrayBatches:
         self._structure = (x, y, sw)
         leaves = _leaves(self._structure)
         # unshuffled passes (evaluate, predict) leave shenjing's global random stream alone
+        strings = any(isinstance(v, np.ndarray) and v.dtype.kind in "USO" for v in leaves)
         self.loader = DataLoader(TensorDataset(*leaves), batch_size=int(batch_size),
-                                 shuffle=shuffle, generator=None if shuffle else Generator(0)) \
+                                 shuffle=shuffle, generator=None if shuffle else Generator(0),
+                                 collate_fn=_collate_keeping_strings if strings else None) \
             if n else None
         self.num_batches = 0 if not n else len(self.loader) if steps is None else \
             min(len(self.loader), int(steps))
@@ -137,7 +146,8 @@ class ArrayBatches:
         for b, batch in enumerate(self.loader):
             if b >= self.num_batches:
                 break
-            yield _rebuild(self._structure, iter([t.numpy() for t in batch]))
+            yield _rebuild(self._structure, iter([t if isinstance(t, np.ndarray) else t.numpy()
+                                                  for t in batch]))
 
 
 class IterableBatches:

@@ -222,7 +222,11 @@ class Functional(Model):
         """The data for each graph input, as Tensors whose shapes match the inputs'."""
         feeds = []
         for t, v in zip(self._graph_inputs, self._flat_inputs(inputs)):
-            v = v if isinstance(v, Tensor) else as_tensor(np.asarray(v))
+            if t.dtype == "string":  # raw strings go to TextVectorization / StringLookup
+                v = np.asarray(v.numpy() if isinstance(v, Tensor) else v)
+                v = v.reshape(-1, 1) if t.shape[1:] == (1,) and v.ndim == 1 else v
+            else:
+                v = v if isinstance(v, Tensor) else as_tensor(np.asarray(v))
             if len(t.shape) != v.ndim or any(a is not None and a != b
                                              for a, b in zip(t.shape[1:], v.shape[1:])):
                 raise ValueError(f"Input {t._keras_history[0].name!r} of model {self.name!r} "

@@ -83,7 +83,7 @@ def randint(shape: Any, minval: int, maxval: int, dtype: Any = "int32",
         raise ValueError(f"keras.random.randint: minval ({minval}) must be < maxval "
                          f"({maxval})")
     draws = _rng(seed).integers(int(minval), int(maxval), _shape(shape))
-    return sj.from_numpy(draws.astype(np.dtype(str(dtype))))
+    return sj.from_numpy(draws.astype(np.dtype(getattr(dtype, "name", dtype))))
 
 
 def truncated_normal(shape: Any, mean: float = 0.0, stddev: float = 1.0, dtype: Any = None,
@@ -133,7 +133,7 @@ def categorical(logits: Any, num_samples: int, dtype: Any = "int32", seed: Any =
     cdf = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
     u = _rng(seed).random((z.shape[0], int(num_samples)))
     draws = np.minimum((u[:, :, None] > cdf[:, None, :]).sum(-1), z.shape[1] - 1)
-    return sj.from_numpy(draws.astype(np.dtype(str(dtype))))
+    return sj.from_numpy(draws.astype(np.dtype(getattr(dtype, "name", dtype))))
 
 
 def gamma(shape: Any, alpha: float, dtype: Any = None, seed: Any = None) -> Tensor:

@@ -144,8 +144,12 @@ class Sequential(Model):
     def _run_model(self, x: Any, training: bool, logits: bool = False) -> Any:
         if not self._seq_layers:
             raise ValueError("Sequential model has no layers")
-        x = self._seq_layers[0]._prepare(x) if isinstance(x, np.ndarray) else x
-        if not isinstance(x, Tensor):
+        strings = isinstance(x, np.ndarray) and x.dtype.kind in "USO"  # for TextVectorization
+        if strings and self._build_input_shape is not None and x.ndim == 1 and \
+                tuple(self._build_input_shape[1:]) == (1,):
+            x = x.reshape(-1, 1)
+        x = self._seq_layers[0]._prepare(x) if isinstance(x, np.ndarray) and not strings else x
+        if not isinstance(x, Tensor) and not strings:
             raise TypeError(f"Sequential model {self.name!r} takes one array input, got "
                             f"{type(x).__name__}")
         if not self.built:

@@ -3,7 +3,8 @@
 One module per family: `vision` (seed CNNs, MLP, perceptron), `alexnet` (AlexNet, ResNet),
 `text` (TextCNN, TransformerClassifier), `recurrent` (CharLSTM, SequenceRegressor), plus
 `transfer` (freezing, new heads, discriminative learning rates, loading PyTorch weights,
-incremental learning).
+incremental learning) and `keras_zoo` (the seeds' Keras models, `seed000_cnn_keras()` etc.,
+with weight copies to and from the models here).
 
 `get_model(name, **kw)` builds a model by the names the command line and benchmarks use;
 `TASKS[name]` says what data it takes: "image" (N, C, H, W) -> class logits, "text" (N, L)
@@ -17,6 +18,14 @@ from collections.abc import Callable
 
 from .. import nn
 from .alexnet import AlexNet, BasicBlock, ResNet
+from .keras_zoo import (
+    KERAS_MODELS,
+    copy_keras_weights,
+    copy_torch_weights,
+    mlp_keras,
+    seed000_cnn_keras,
+    seed003_cnn_keras,
+)
 from .recurrent import CharLSTM, SequenceRegressor, sequence_mse
 from .text import TextCNN, TransformerClassifier
 from .transfer import (
@@ -34,7 +43,8 @@ __all__ = ["seed000_cnn", "seed003_cnn", "MLP", "mlp", "Perceptron", "AlexNet", 
            "ResNet", "TextCNN", "TransformerClassifier", "CharLSTM", "SequenceRegressor",
            "sequence_mse", "freeze", "unfreeze", "replace_head", "param_groups",
            "trainable_parameters", "load_torch_safetensors", "partial_fit",
-           "get_model", "MODELS", "TASKS"]
+           "get_model", "MODELS", "TASKS", "seed000_cnn_keras", "seed003_cnn_keras",
+           "mlp_keras", "copy_torch_weights", "copy_keras_weights", "KERAS_MODELS"]
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "seed000-cnn": seed000_cnn,

@@ -1,5 +1,5 @@
 """More of torch.nn.functional: softplus, mish, hardtanh, pixel_shuffle, bilinear,
-cosine_similarity, group_norm, instance_norm and interpolate.
+cosine_similarity, group_norm, instance_norm, interpolate and embedding_bag.
 
 These are compositions of existing differentiable ops (their gradients come for free and
 are checked against torch in tests/test_nn_more_layers.py); the normalizations reuse the
@@ -14,12 +14,14 @@ from typing import Sequence
 import numpy as np
 
 from ..autograd import no_grad
+from ..ops.bag import SegmentSum
 from ..tensor import Tensor, from_numpy, where
 from . import functional_base as F
 
 __all__ = ["softplus", "mish", "hardtanh", "relu6", "pixel_shuffle", "pixel_unshuffle",
            "bilinear", "cosine_similarity", "group_norm", "instance_norm", "interpolate",
-           "upsample", "upsample_nearest", "upsample_bilinear", "pad_by_index"]
+           "upsample", "upsample_nearest", "upsample_bilinear", "pad_by_index",
+           "embedding_bag"]
 
 
 def _float_input(x, op: str) -> Tensor:
@@ -333,3 +335,96 @@ def upsample_nearest(input: Tensor, size=None, scale_factor=None) -> Tensor:
 
 def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
     return interpolate(input, size, scale_factor, "bilinear", align_corners=True)
+
+
+# ----------------------------------------------------------------------------- embedding_bag
+
+
+def _bag_layout(idx: np.ndarray, offsets, include_last_offset: bool) -> tuple:
+    """(flat indices, bag of each index, number of bags) for 2-D or 1-D + offsets input."""
+    if idx.ndim == 2:
+        if offsets is not None:
+            raise ValueError("embedding_bag: offsets must be None for 2-D input (each row is "
+                             "one bag)")
+        bags, length = idx.shape
+        return idx.reshape(-1), np.repeat(np.arange(bags), length), bags
+    if idx.ndim != 1:
+        raise ValueError(f"embedding_bag: input must be 1-D (with offsets) or 2-D (bags of "
+                         f"equal length), got shape {idx.shape}")
+    if offsets is None:
+        raise ValueError("embedding_bag: 1-D input needs offsets (the start of each bag)")
+    off = offsets.numpy() if isinstance(offsets, Tensor) else np.asarray(offsets)
+    if off.ndim != 1 or off.dtype.kind not in "iu":
+        raise TypeError(f"embedding_bag: offsets must be a 1-D integer tensor, got dtype "
+                        f"{off.dtype} and shape {off.shape}")
+    off = off.astype(np.int64)
+    if include_last_offset:
+        if off.size == 0 or off[-1] != idx.size:
+            raise ValueError(f"embedding_bag: with include_last_offset=True the last offset "
+                             f"must equal the number of indices ({idx.size}), got offsets "
+                             f"{off.tolist()[-3:]}")
+        off = off[:-1]
+    ends = np.append(off[1:], idx.size)
+    if off.size and (off[0] != 0 or np.any(ends < off) or off[-1] > idx.size):
+        raise ValueError(f"embedding_bag: offsets must start at 0 and be non-decreasing within "
+                         f"[0, {idx.size}], got {off.tolist()[:8]}")
+    return idx, np.repeat(np.arange(off.size), ends - off), off.size
+
+
+def embedding_bag(input, weight: Tensor, offsets=None, max_norm: float | None = None,
+                  norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                  mode: str = "mean", sparse: bool = False, per_sample_weights=None,
+                  include_last_offset: bool = False, padding_idx: int | None = None) -> Tensor:
+    """Sums, means or maxima of bags of embedding rows, shape (bags, embedding_dim).
+
+    Bags are the rows of a 2-D input or the runs of a 1-D input that start at `offsets`;
+    entries equal to padding_idx are left out, and an empty bag gives zeros (as torch).
+    An embedding lookup, then a segment sum (ops/bag.py) or a masked max over padded bags.
+    """
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"embedding_bag: mode must be 'sum', 'mean' or 'max', got {mode!r}")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding_bag: weight must be 2-D (num_embeddings, embedding_dim), "
+                         f"got shape {tuple(weight.shape)}")
+    num = weight.shape[0]
+    idx = F.check_indices(input, num, "embedding_bag")
+    flat, bag_of, bags = _bag_layout(idx, offsets, include_last_offset)
+    sample_w = None
+    if per_sample_weights is not None:
+        if mode != "sum":
+            raise ValueError(f"embedding_bag: per_sample_weights is only supported for "
+                             f"mode='sum', got mode={mode!r}")
+        if not isinstance(per_sample_weights, Tensor):
+            per_sample_weights = from_numpy(np.asarray(per_sample_weights, weight.dtype))
+        if tuple(per_sample_weights.shape) != idx.shape:
+            raise ValueError(f"embedding_bag: per_sample_weights must have the input's shape "
+                             f"{idx.shape}, got {tuple(per_sample_weights.shape)}")
+        sample_w = per_sample_weights.reshape(-1)
+    pad = F.padding_index(padding_idx, num, "embedding_bag")
+    keep = np.arange(flat.size) if pad is None else np.flatnonzero(flat != pad)
+    flat, bag_of = flat[keep], bag_of[keep]
+    counts = np.bincount(bag_of, minlength=bags)
+    if mode == "max":
+        return _bag_max(flat, bag_of, counts, weight, max_norm, norm_type)
+    rows = F.embedding(flat, weight, max_norm=max_norm, norm_type=norm_type)
+    if sample_w is not None:
+        rows = rows * sample_w[from_numpy(keep)].reshape(-1, 1)
+    out = SegmentSum.apply(rows, counts)  # bag_of is sorted: bags are consecutive runs
+    if mode == "mean":
+        out = out / _const(np.maximum(counts, 1).reshape(-1, 1), weight)
+    return out
+
+
+def _bag_max(flat: np.ndarray, bag_of: np.ndarray, counts: np.ndarray, weight: Tensor,
+             max_norm, norm_type) -> Tensor:
+    """Per-bag maximum: gather bags into a (bags, longest, dim) grid, mask the gaps."""
+    bags, longest = counts.size, max(int(counts.max(initial=0)), 1)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    grid = np.zeros((bags, longest), np.int64)
+    filled = np.zeros((bags, longest), bool)
+    pos = np.arange(flat.size) - starts[bag_of]
+    grid[bag_of, pos], filled[bag_of, pos] = flat, True
+    rows = F.embedding(grid, weight, max_norm=max_norm, norm_type=norm_type)
+    masked = where(from_numpy(filled[..., None]), rows, _const(-np.inf, weight))
+    best = masked.max(dim=1)[0]
+    return where(from_numpy((counts > 0)[:, None]), best, _const(0.0, weight))

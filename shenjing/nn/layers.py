@@ -8,20 +8,22 @@ import math
 
 import numpy as np
 
+from ..autograd import no_grad
 from ..dtypes import get_default_dtype, resolve_dtype
 from ..ops import nn_ops
 from ..tensor import Tensor
 from . import functional_base as F
 from . import init
+from .functional_more import embedding_bag
 from .module import Module, Parameter
 
 __all__ = ["Linear", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "Embedding",
-           "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Softmax",
+           "EmbeddingBag", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Softmax",
            "LogSoftmax"]
 
 
 def _dtype(dtype) -> np.dtype:
-    dt = resolve_dtype(dtype) or get_default_dtype()
+    dt = resolve_dtype(dtype) or get_default_dtype().dtype
     if dt.kind != "f":
         raise TypeError(f"layers hold floating-point parameters; got dtype {dt}")
     return dt
@@ -250,6 +252,71 @@ class Embedding(Module):
             s += f", padding_idx={self.padding_idx}"
         if self.max_norm is not None:
             s += f", max_norm={self.max_norm}"
+        return s
+
+
+class EmbeddingBag(Module):
+    """Sums, means or maxima over bags of embeddings without materializing the
+    per-index rows (torch.nn.EmbeddingBag); weight initialized N(0, 1)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, max_norm: float | None = None,
+                 norm_type: float = 2.0, scale_grad_by_freq: bool = False, mode: str = "mean",
+                 sparse: bool = False, _weight=None, include_last_offset: bool = False,
+                 padding_idx: int | None = None, dtype=None) -> None:
+        super().__init__()
+        self.num_embeddings = _positive_int(num_embeddings, "num_embeddings", "EmbeddingBag")
+        self.embedding_dim = _positive_int(embedding_dim, "embedding_dim", "EmbeddingBag")
+        if mode not in ("sum", "mean", "max"):
+            raise ValueError(f"EmbeddingBag: mode must be 'sum', 'mean' or 'max', got {mode!r}")
+        if scale_grad_by_freq or sparse:
+            raise NotImplementedError("EmbeddingBag: scale_grad_by_freq and sparse gradients "
+                                      "are not supported")
+        self.padding_idx = F.padding_index(padding_idx, self.num_embeddings, "EmbeddingBag")
+        self.max_norm, self.norm_type, self.mode = max_norm, norm_type, mode
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        self.include_last_offset = include_last_offset
+        shape = (self.num_embeddings, self.embedding_dim)
+        if _weight is None:
+            self.weight = Parameter(np.empty(shape, _dtype(dtype)))
+            self.reset_parameters()
+        else:
+            w = _weight.numpy() if isinstance(_weight, Tensor) else np.asarray(_weight)
+            if w.shape != shape:
+                raise ValueError(f"EmbeddingBag: _weight has shape {w.shape}, expected {shape}")
+            self.weight = Parameter(w)
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            with no_grad():
+                self.weight[self.padding_idx] = 0
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze: bool = True, max_norm: float | None = None,
+                        norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                        mode: str = "mean", sparse: bool = False,
+                        include_last_offset: bool = False,
+                        padding_idx: int | None = None) -> "EmbeddingBag":
+        """An EmbeddingBag holding `embeddings` (2-D), frozen unless freeze=False."""
+        w = embeddings.numpy() if isinstance(embeddings, Tensor) else np.asarray(embeddings)
+        if w.ndim != 2:
+            raise ValueError(f"EmbeddingBag.from_pretrained: embeddings must be 2-D, got "
+                             f"shape {w.shape}")
+        bag = cls(w.shape[0], w.shape[1], max_norm, norm_type, scale_grad_by_freq, mode,
+                  sparse, w.copy(), include_last_offset, padding_idx)
+        bag.weight.requires_grad = not freeze
+        return bag
+
+    def forward(self, input, offsets=None, per_sample_weights=None) -> Tensor:
+        return embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type,
+                             mode=self.mode, per_sample_weights=per_sample_weights,
+                             include_last_offset=self.include_last_offset,
+                             padding_idx=self.padding_idx)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
         return s
 
 

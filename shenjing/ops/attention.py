@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ..autograd import Function
 from ..backend import xp
+from .nn_ops import apply_keep, dropout_keep
 
 __all__ = ["Attention"]
 
@@ -61,11 +62,10 @@ class Attention(Function):
         keep = None
         pd = p
         if dropout_p > 0.0:
-            keep = rng.random(p.shape, dtype=xp.float32) >= dropout_p
-            keep = xp.multiply(keep, p.dtype.type(1.0 / (1.0 - dropout_p)), dtype=p.dtype)
-            pd = p * keep
+            keep = dropout_keep(rng, p.shape, dropout_p)
+            pd = apply_keep(p, keep, dropout_p)
         ctx.save_for_backward(qs, k, v, p, *(() if keep is None else (keep,)))
-        ctx.scale = scale
+        ctx.scale, ctx.dropout_p = scale, dropout_p
         return _bmm(pd, v)
 
     @staticmethod
@@ -73,11 +73,13 @@ class Attention(Function):
         qs, k, v, p = ctx.saved[:4]
         keep = ctx.saved[4] if len(ctx.saved) > 4 else None
         g = xp.ascontiguousarray(g)
-        pd = p if keep is None else p * keep
+        pd = p if keep is None else apply_keep(p, keep, ctx.dropout_p)
         dv = _bmm(_swap(pd), g) if ctx.needs_input_grad[2] else None
+        del pd
         dp = _bmm(g, _swap(v))
         if keep is not None:
-            dp *= keep
+            xp.multiply(dp, keep, out=dp)
+            dp *= dp.dtype.type(1.0 / (1.0 - ctx.dropout_p))
         # softmax backward: ds = p * (dp - sum(dp * p))
         row = (dp * p).sum(axis=-1, keepdims=True)
         dp -= row

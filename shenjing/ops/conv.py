@@ -14,6 +14,12 @@ so the weight and bias gradients come from one GEMM too; the input gradient is o
 plus col2im as kh*kw slice-adds (no xp.add.at). Groups are a batched matmul (one GEMM per
 group). 1-D ops run the 2-D kernels with a unit height.
 
+Threads (shenjing.cpu_threads, issue 12): when threads are on and a layer is big enough, the
+work is split by output rows (output columns for 1-D): each thread builds its rows' columns
+and multiplies them with BLAS running one thread per caller, so the copy runs on all cores
+and no OpenBLAS worker spins against ours. Backward splits its two GEMMs the same way (the
+weight gradient is the sum of the parts, in a fixed order) and col2im by channel blocks.
+
 The frame helpers and the scratch-buffer pool live in window.py (shared with pool.py); the
 functional API with its argument checks is shenjing.nn.functional_conv.
 """
@@ -22,7 +28,10 @@ from __future__ import annotations
 
 from ..autograd.engine import Function
 from ..backend import xp
+from ..cpu_threads import blas_controllable, get_num_threads, parallel_for, worth_splitting
 from .window import _frame, _nchw, _offsets, _out_size, _scratch, _un_nchw
+
+_CHUNK_BYTES = 1 << 18  # col2im works on ~L2-sized channel blocks
 
 __all__ = ["Conv"]
 
@@ -62,15 +71,29 @@ class Conv(Function):
         win = xp.lib.stride_tricks.sliding_window_view(
             xpad, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(1, 2))
         win = win[:, :sh * (oh - 1) + 1:sh, :sw * (ow - 1) + 1:sw, :, ::dh, ::dw]
-        cols[:, :Kg].reshape(G, kh, kw, Cg, oh, ow, N)[...] = (
-            win.reshape(G, Cg, oh, ow, N, kh, kw).transpose(0, 5, 6, 1, 2, 3, 4))
+        win = win.reshape(G, Cg, oh, ow, N, kh, kw).transpose(0, 5, 6, 1, 2, 3, 4)
+        cols7 = cols[:, :Kg].reshape(G, kh, kw, Cg, oh, ow, N)
         wm = xp.empty((G, Og, Kg + hb), dtype=x.dtype)
         wm[:, :, :Kg].reshape(G, Og, kh, kw, Cg)[...] = (
             w4.reshape(G, Og, Cg, kh, kw).transpose(0, 1, 3, 4, 2))
         if hb:
-            cols[:, Kg] = 1.0
             wm[:, :, Kg] = b.reshape(G, Og)
-        out = xp.matmul(wm, cols, out=_scratch.empty((G, Og, M), x.dtype))  # (Co, oh, ow, N)
+        out = _scratch.empty((G, Og, M), x.dtype)  # (Co, oh, ow, N)
+        split = _gemm_split(cols.nbytes + out.nbytes)
+        units, pick = _units(oh, ow, N)
+
+        def columns_and_product(lo: int, hi: int) -> None:
+            """im2col for output rows lo:hi, then (when split) their share of the GEMM."""
+            sel, m = pick(lo, hi)
+            cols7[sel] = win[sel]
+            if hb:
+                cols[:, Kg, m] = 1.0
+            if split:
+                xp.matmul(wm, cols[:, :, m], out=out[:, :, m])
+
+        _run_rows(columns_and_product, units, cols.nbytes, split)
+        if not split:
+            xp.matmul(wm, cols, out=out)
 
         ctx.save_for_backward(cols, wm)
         ctx.geom = (x.shape, w.shape, xpad.shape, stride, dilation, padding, G, hb)
@@ -88,29 +111,102 @@ class Conv(Function):
         N, Co, oh, ow = g4.shape
         Og, Cg = Co // G, w_shape[1]
         Kg = kh * kw * Cg
-        # (G, Og, M): free when g is the (Co, oh, ow, N) memory this op produced
-        g2 = _scratch.copy(g4.transpose(1, 2, 3, 0)).reshape(G, Og, oh * ow * N)
+        g4t = g4.transpose(1, 2, 3, 0)  # (Co, oh, ow, N): free when g is this op's output
+        g2 = (g4t if g4t.flags.c_contiguous else _scratch.empty(g4t.shape, g.dtype))
+        g2 = g2.reshape(G, Og, oh * ow * N)
         gx = gw = gb = None
-        if need[1] or (hb and need[2]):
-            # cols @ g^T, not g @ cols^T: OpenBLAS runs the NT form 2-5x slower here
-            gt = g2.transpose(0, 2, 1)
-            dwt = (cols[0] @ gt[0])[None] if G == 1 else xp.matmul(cols, gt)  # (G, Kg+hb, Og)
+        need_w = need[1] or (hb and need[2])
+        dcols = _scratch.empty((G, Kg, oh * ow * N), g.dtype) if need[0] else None
+        wt = wm[:, :, :Kg].transpose(0, 2, 1)
+        split = _gemm_split(cols.nbytes + 2 * g2.nbytes)
+        copy_g = not g4t.flags.c_contiguous
+        units, pick = _units(oh, ow, N)
+        parts: dict = {}
+
+        def products(lo: int, hi: int) -> None:
+            """Output rows lo:hi: the upstream copy, their weight-gradient share, dcols."""
+            sel, m = pick(lo, hi)
+            if copy_g:
+                g2.reshape(Co, oh, ow, N)[sel] = g4t[sel]
+            if not split:
+                return
+            if need_w:  # cols @ g^T, not g @ cols^T: OpenBLAS runs the NT form 2-5x slower
+                parts[lo] = xp.matmul(cols[:, :, m], g2[:, :, m].transpose(0, 2, 1))
+            if need[0]:
+                xp.matmul(wt, g2[:, :, m], out=dcols[:, :, m])
+
+        if split or copy_g:
+            _run_rows(products, units, g2.nbytes, split)
+        if not split:
+            if need_w:
+                gt = g2.transpose(0, 2, 1)
+                parts[0] = (cols[0] @ gt[0])[None] if G == 1 else xp.matmul(cols, gt)
+            if need[0]:
+                xp.matmul(wt, g2, out=dcols)
+        if need_w:
+            dwt = parts.pop(min(parts))  # (G, Kg+hb, Og), summed in a fixed order
+            for lo in sorted(parts):
+                dwt += parts[lo]
             gw = xp.ascontiguousarray(
                 dwt[:, :Kg].reshape(G, kh, kw, Cg, Og).transpose(0, 4, 3, 1, 2)
             ).reshape(w_shape)
             if hb:
                 gb = dwt[:, Kg].reshape(Co)
         if need[0]:
-            wt = wm[:, :, :Kg].transpose(0, 2, 1)
-            dcols = xp.matmul(wt, g2, out=_scratch.empty((G, Kg, oh * ow * N), g.dtype))
-            dcols = dcols.reshape(G, kh, kw, Cg, oh, ow, N)
-            C, Hp, Wp, _ = xp_shape
-            H, W = (x_shape[-2] if nd == 2 else 1), x_shape[-1]
-            pt, _, pl, _ = padding
-            dxp = _scratch.zeros(xp_shape, g.dtype)
-            dxg = dxp.reshape(G, Cg, dxp.shape[1], dxp.shape[2], N)
-            for k, (rs, cs) in enumerate(_offsets(kh, kw, stride, dilation, oh, ow)):
-                dxg[:, :, rs, cs] += dcols[:, k // kw, k % kw]
-            dx4 = dxp[:, pt:pt + H, pl:pl + W].transpose(3, 0, 1, 2)
-            gx = _un_nchw(dx4, len(x_shape), nd)
+            gx = _col2im(dcols.reshape(G, kh, kw, Cg, oh, ow, N), x_shape, xp_shape,
+                         stride, dilation, padding, nd)
         return gx, gw, gb
+
+
+def _gemm_split(nbytes: int) -> bool:
+    """Split a conv's GEMMs over our threads (BLAS one thread each) instead of BLAS's own."""
+    return blas_controllable() and worth_splitting(nbytes)
+
+
+def _units(oh: int, ow: int, N: int) -> tuple:
+    """How a conv's work splits: (count, pick), pick(lo, hi) giving the (..., oh, ow, N)
+    index of units lo:hi and their column range in M = oh*ow*N; units are output rows, or
+    output columns when there is a single row (1-D convolutions)."""
+    if oh == 1:
+        return ow, lambda lo, hi: ((Ellipsis, slice(lo, hi), slice(None)),
+                                   slice(lo * N, hi * N))
+    row = ow * N
+    return oh, lambda lo, hi: ((Ellipsis, slice(lo, hi), slice(None), slice(None)),
+                               slice(lo * row, hi * row))
+
+
+def _run_rows(fn, rows: int, nbytes: int, split: bool) -> None:
+    """fn(lo, hi) over output rows: one range per thread when splitting, else copy-sized."""
+    threads = get_num_threads() if split else 1
+    if threads > 1:
+        parallel_for(fn, rows, grain=-(-rows // threads), blas=False)
+    elif worth_splitting(nbytes):
+        parallel_for(fn, rows, grain=-(-rows // get_num_threads()))
+    else:
+        fn(0, rows)
+
+
+def _col2im(dcols, x_shape: tuple, xp_shape: tuple, stride: tuple, dilation: tuple,
+            padding: tuple, nd: int):
+    """Sum (G, kh, kw, Cg, oh, ow, N) columns back into the input's gradient (a view)."""
+    G, kh, kw, Cg, oh, ow, N = dcols.shape
+    C, Hp, Wp, _ = xp_shape
+    H, W = (x_shape[-2] if nd == 2 else 1), x_shape[-1]
+    pt, _, pl, _ = padding
+    dxp = _scratch.empty(xp_shape, dcols.dtype)
+    dxg = dxp.reshape(G, Cg, Hp, Wp, N)
+    offsets = _offsets(kh, kw, stride, dilation, oh, ow)
+
+    def add_columns(lo: int, hi: int) -> None:
+        block = dxg[:, lo:hi]
+        block.fill(0)
+        for k, (rs, cs) in enumerate(offsets):
+            block[:, :, rs, cs] += dcols[:, k // kw, k % kw, lo:hi]
+
+    if worth_splitting(dxp.nbytes + dcols.nbytes):
+        per_channel = dxp.nbytes // max(Cg, 1)
+        parallel_for(add_columns, Cg, grain=max(1, _CHUNK_BYTES // max(per_channel, 1)))
+    else:
+        add_columns(0, Cg)
+    dx4 = dxp[:, pt:pt + H, pl:pl + W].transpose(3, 0, 1, 2)
+    return _un_nchw(dx4, len(x_shape), nd)

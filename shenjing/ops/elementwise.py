@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..autograd import Function
 from ..backend import xp
+from ..cpu_threads import elementwise
 
 __all__ = [
     "Add", "Sub", "Mul", "Div", "Pow", "Neg", "Abs", "Exp", "Log", "Log1p", "Sqrt", "Rsqrt",
@@ -258,17 +259,29 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
+    """max(a, 0); large arrays are split over shenjing.cpu_threads in L2-sized blocks."""
     api = ("relu",)
 
     @staticmethod
     def forward(ctx, a):
-        out = xp.maximum(a, 0)
+        out = elementwise(_relu, xp.empty_like(a), a)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, g):
-        return g * (ctx.saved[0] > 0)
+        (out,) = ctx.saved
+        if g.shape != out.shape:
+            return g * (out > 0)
+        return elementwise(_relu_grad, xp.empty_like(out, dtype=g.dtype), g, out)
+
+
+def _relu(out, a) -> None:
+    xp.maximum(a, 0, out=out)
+
+
+def _relu_grad(dst, g, out) -> None:
+    xp.multiply(g, out > 0, out=dst)
 
 
 class LeakyRelu(Function):

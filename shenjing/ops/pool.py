@@ -6,7 +6,9 @@ ties. Large non-overlapping windows (e.g. the max over time of a TextCNN) use a 
 and one reduction instead of a loop over offsets. Average pooling follows torch's divisor
 rules (count_include_pad, ceil_mode, divisor_override). Adaptive pools whose bins tile the
 input run the plain kernels; other bin layouts get their own (rarely hot) Functions.
-Outputs are NCHW-shaped views of (C, H, W, N) memory, like conv.py's.
+Outputs are NCHW-shaped views of (C, H, W, N) memory, like conv.py's. The slice kernels run
+over L2-sized channel blocks, split over shenjing.cpu_threads' threads when large: an
+overlapping 3x3/2 pool's ~36 passes then stay in cache and use every core.
 """
 
 
@@ -16,6 +18,7 @@ import math
 
 from ..autograd.engine import Function
 from ..backend import xp
+from ..cpu_threads import parallel_for, worth_splitting
 from .window import _frame, _nchw, _offsets, _out_size, _scratch, _un_nchw
 
 __all__ = ["MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool"]
@@ -89,15 +92,35 @@ class _PoolGeom:
         return _un_nchw(out.transpose(3, 0, 1, 2), len(self.x_shape), self.nd)
 
 
+_BLOCK_BYTES = 1 << 18  # channel blocks small enough to stay in L2 across all kh*kw passes
+
+
+def _by_channels(fn, channels: int, nbytes: int) -> None:
+    """fn(lo, hi) over channel blocks, split over threads when the arrays are big enough.
+
+    Every array in the (C, H, W, N) frame has channels outermost, so a block is one
+    contiguous run per array and stays in cache across a kernel's many passes.
+    """
+    if worth_splitting(nbytes):
+        parallel_for(fn, channels, grain=max(1, _BLOCK_BYTES * channels // max(nbytes, 1)))
+    else:
+        fn(0, channels)
+
+
 def _slice_reduce(views: list, ufunc, shape: tuple, dtype) -> xp.ndarray:
     """ufunc-reduce equally shaped strided views into a new (C, oh, ow, N) array."""
     out = _scratch.empty(shape, dtype)
-    if len(views) == 1:
-        out[...] = views[0]
-        return out
-    ufunc(views[0], views[1], out=out)
-    for v in views[2:]:
-        ufunc(out, v, out=out)
+
+    def reduce(lo: int, hi: int) -> None:
+        dst = out[lo:hi]
+        if len(views) == 1:
+            dst[...] = views[0][lo:hi]
+            return
+        ufunc(views[0][lo:hi], views[1][lo:hi], out=dst)
+        for v in views[2:]:
+            ufunc(dst, v[lo:hi], out=dst)
+
+    _by_channels(reduce, shape[0], out.nbytes * (1 + len(views)))
     return out
 
 
@@ -124,7 +147,7 @@ class MaxPool(Function):
     def backward(ctx, g):
         xpad, out = ctx.saved
         geo = ctx.geo
-        gi, dxp = geo.grad_frame(g, zero=geo.tiled or not geo.covered)
+        gi, dxp = geo.grad_frame(g, zero=geo.tiled)
         if geo.tiled:
             kw = geo.kernel[1]
             first = _first_max_tiled(geo, xpad, out)
@@ -137,21 +160,32 @@ class MaxPool(Function):
         offsets = geo.offsets()
         (kh, kw), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
         overlap = sh < dh * (kh - 1) + 1 or sw < dw * (kw - 1) + 1
-        rem = gi
-        if len(offsets) > 1:
-            rem = _scratch.empty(gi.shape, gi.dtype)
-            xp.copyto(rem, gi)
-        tmp = xp.empty_like(out) if overlap else None
-        for k, (rs, cs) in enumerate(offsets):
-            hit = xpad[:, rs, cs] == out
-            dst = dxp[:, rs, cs]
-            if overlap:
-                xp.multiply(rem, hit, out=tmp)
-                dst += tmp
-            else:
-                xp.multiply(rem, hit, out=dst)
-            if k < len(offsets) - 1:
-                rem -= tmp if overlap else dst
+        zero = not geo.covered
+        rem_all = _scratch.empty(gi.shape, gi.dtype) if len(offsets) > 1 else None
+        tmp_all = _scratch.empty(gi.shape, gi.dtype) if overlap else None
+
+        def route(lo: int, hi: int) -> None:
+            o, d = out[lo:hi], dxp[lo:hi]
+            if zero:
+                d.fill(0)
+            rem = gi[lo:hi]
+            if rem_all is not None:
+                rem = rem_all[lo:hi]
+                xp.copyto(rem, gi[lo:hi])
+            tmp = tmp_all[lo:hi] if overlap else None
+            hit = xp.empty(o.shape, dtype=bool)
+            for k, (rs, cs) in enumerate(offsets):
+                xp.equal(xpad[lo:hi, rs, cs], o, out=hit)
+                dst = d[:, rs, cs]
+                if overlap:
+                    xp.multiply(rem, hit, out=tmp)
+                    dst += tmp
+                else:
+                    xp.multiply(rem, hit, out=dst)
+                if k < len(offsets) - 1:
+                    rem -= tmp if overlap else dst
+
+        _by_channels(route, out.shape[0], dxp.nbytes + out.nbytes * (2 + 3 * len(offsets)))
         return geo.crop(dxp)
 
 

@@ -187,6 +187,10 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
+        # torch accepts a whole float such as 1.0 (PyTorch's text-classification tutorial
+        # passes one); a fractional or non-positive step_size is still refused.
+        if isinstance(step_size, float) and step_size.is_integer():
+            step_size = int(step_size)
         if not isinstance(step_size, int) or step_size < 1:
             raise ValueError(f"StepLR: expected a positive integer step_size, got "
                              f"step_size={step_size!r}")

@@ -24,7 +24,7 @@ def no_cuda_error() -> CudaUnavailableError:
         "the device with `'cuda' if shenjing.cuda.is_available() else 'cpu'`")
 
 
-@tensor_methods(functions=("numel", "clone", "detach"))
+@tensor_methods(functions=("numel", "clone", "detach", "is_floating_point", "is_complex"))
 class _Basics:
     # ------------------------------------------------------------------ basics
     @property
@@ -110,7 +110,7 @@ class _Basics:
         if empty and self.ndim > 1:
             extras.append(f"size={tuple(self.shape)}")
         if self.dtype not in (float32, int64, bool_) or (empty and self.dtype != float32):
-            extras.append(f"dtype=shenjing.{self.dtype}")
+            extras.append(f"dtype={self.dtype}")
         if self._ctx is not None:
             extras.append(f"grad_fn=<{type(self._ctx).__name__}Backward>")
         elif self.requires_grad:
@@ -141,9 +141,9 @@ class _Basics:
 
     def type(self, dtype=None):
         if dtype is None:
-            return f"shenjing.{self.dtype}"
+            return str(self.dtype)
         dtype = resolve_dtype(dtype)
-        if dtype == self.dtype:
+        if dtype == self._data.dtype:
             return self
         if self.requires_grad and dtype.kind == "f":
             return Cast.apply(self, dtype=dtype)
@@ -166,6 +166,12 @@ class _Basics:
 
     def bool(self) -> "Tensor":
         return self.type(bool_)
+
+    def is_floating_point(self) -> builtins.bool:
+        return self.dtype.is_floating_point
+
+    def is_complex(self) -> builtins.bool:
+        return self.dtype.is_complex
 
     def type_as(self, other: "Tensor") -> "Tensor":
         return self.type(other.dtype)

@@ -27,9 +27,9 @@ def to_array(data, dtype=None, copy: bool = True) -> np.ndarray:
             data = [x._data if isinstance(x, Tensor) else x for x in data]
         arr = np.array(data)
         if arr.dtype.kind == "f":
-            arr = arr.astype(get_default_dtype(), copy=False)
-        elif arr.dtype.kind in "iu" and arr.dtype != uint8:
-            arr = arr.astype(int64, copy=False)
+            arr = arr.astype(get_default_dtype().dtype, copy=False)
+        elif arr.dtype.kind in "iu" and arr.dtype != uint8.dtype:
+            arr = arr.astype(int64.dtype, copy=False)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"tensor: cannot make a tensor from data of dtype {arr.dtype}")
     return arr
@@ -45,7 +45,7 @@ def tensor(data: Any, dtype=None, requires_grad: bool = False) -> Tensor:
 
 def as_tensor(data: Any, dtype=None) -> Tensor:
     """`data` as a tensor, sharing memory with an array or tensor where the dtype allows."""
-    if isinstance(data, Tensor) and (dtype is None or data.dtype == resolve_dtype(dtype)):
+    if isinstance(data, Tensor) and (dtype is None or data._data.dtype == resolve_dtype(dtype)):
         return data
     return Tensor._make(to_array(data, dtype, copy=False))
 

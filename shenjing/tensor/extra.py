@@ -292,7 +292,7 @@ class _Extra:
         if a_arr.dtype.kind == "f":
             dtype = a_arr.dtype if not isinstance(b, Tensor) else np.result_type(a_arr, b_arr)
         else:  # an int tensor and a float: torch's default float, not NumPy's float64
-            dtype = b_arr.dtype if isinstance(b, Tensor) else get_default_dtype()
+            dtype = b_arr.dtype if isinstance(b, Tensor) else get_default_dtype().dtype
         q = Tensor._make(np.asarray(q, dtype=dtype))
         return self - q * b
 

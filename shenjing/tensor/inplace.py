@@ -139,3 +139,9 @@ class _InPlace:
         from ..random import get_rng
 
         return self.copy_(get_rng(generator).normal(mean, std, self.shape).astype(self.dtype))
+
+    def multinomial(self, num_samples: int, replacement: bool = False, *,
+                    generator=None) -> "Tensor":
+        from ..random import multinomial
+
+        return multinomial(self, num_samples, replacement, generator=generator)

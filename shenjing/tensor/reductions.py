@@ -67,7 +67,7 @@ class _Reductions:
         if not keepdim:
             values = values.squeeze(d)
             idx = np.squeeze(idx, d)
-        return MinMaxResult(values, Tensor._make(idx.astype(int64)))
+        return MinMaxResult(values, Tensor._make(idx.astype(int64.dtype)))
 
     def max(self, dim=None, keepdim: builtins.bool = False):
         """max() -> value; max(dim) -> (values, indices) as torch.max."""
@@ -79,12 +79,12 @@ class _Reductions:
     def argmax(self, dim=None, keepdim: builtins.bool = False):
         d = None if dim is None else norm_dim(dim, self.ndim, "argmax")
         index = np.argmax(self._data, axis=d, keepdims=keepdim)
-        return Tensor._make(np.asarray(index, dtype=int64))
+        return Tensor._make(np.asarray(index, dtype=int64.dtype))
 
     def argmin(self, dim=None, keepdim: builtins.bool = False):
         d = None if dim is None else norm_dim(dim, self.ndim, "argmin")
         index = np.argmin(self._data, axis=d, keepdims=keepdim)
-        return Tensor._make(np.asarray(index, dtype=int64))
+        return Tensor._make(np.asarray(index, dtype=int64.dtype))
 
     def var(self, dim=None, unbiased=None, keepdim: builtins.bool = False, correction=None):
         if correction is None:

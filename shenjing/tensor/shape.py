@@ -262,6 +262,6 @@ def one_hot(x: Tensor, num_classes: int = -1) -> Tensor:
     if idx.size and (idx.min() < 0 or idx.max() >= num_classes):
         raise ValueError(f"one_hot: class values must be in [0, {num_classes}), got range "
                          f"[{idx.min()}, {idx.max()}]")
-    out = np.zeros(idx.shape + (num_classes,), dtype=int64)
+    out = np.zeros(idx.shape + (num_classes,), dtype=int64.dtype)
     np.put_along_axis(out, idx[..., None], 1, axis=-1)
     return Tensor._make(out)

@@ -1,11 +1,8 @@
 """Mirrors PyTorch's "Defining new autograd functions" tutorial: a Legendre polynomial
 P3 layer written as a custom `torch.autograd.Function` (forward / backward staticmethods,
-ctx.save_for_backward, `.apply`) fitting sin(x), plus the MyReLU example.
-
-One documented difference: shenjing's Function.forward/backward receive and return NumPy
-arrays (the saved values come back as `ctx.saved`), where torch hands them tensors (and
-`ctx.saved_tensors`). Code that uses array-compatible operations, as here, runs unchanged
-otherwise."""
+ctx.save_for_backward, ctx.saved_tensors, `.apply`) fitting sin(x), plus the MyReLU example
+(clamp, clone, masked assignment): forward and backward receive and return tensors, as in
+torch."""
 
 import math
 
@@ -20,7 +17,7 @@ class LegendrePolynomial3(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        (input,) = ctx.saved
+        (input,) = ctx.saved_tensors
         return grad_output * 1.5 * (5 * input ** 2 - 1)
 
 
@@ -28,12 +25,12 @@ class MyReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input):
         ctx.save_for_backward(input)
-        return input.clip(min=0)
+        return input.clamp(min=0)
 
     @staticmethod
     def backward(ctx, grad_output):
-        (input,) = ctx.saved
-        grad_input = grad_output.copy()
+        (input,) = ctx.saved_tensors
+        grad_input = grad_output.clone()
         grad_input[input < 0] = 0
         return grad_input
 

@@ -72,12 +72,7 @@ def get_word_index(path: str = "imdb_word_index.json",
     """Word -> rank (1 = most frequent). Decode a sequence with rank + index_from (3)."""
     if source is not None:
         return build_word_index(_reviews(source, "train")[0])
-    file = locate(path, ORIGIN + "imdb_word_index.json", None, "imdb.get_word_index",
-                  download=download)
-    import hashlib
-
-    if hashlib.md5(file.read_bytes(), usedforsecurity=False).hexdigest() != WORD_INDEX_MD5:
-        raise ValueError(f"imdb.get_word_index: {file} does not have the published MD5 "
-                         f"{WORD_INDEX_MD5}; delete it to download a fresh copy")
+    file = locate(path, ORIGIN + "imdb_word_index.json", WORD_INDEX_MD5,
+                  "imdb.get_word_index", download=download)
     with open(file, encoding="utf-8") as f:
         return json.load(f)

@@ -15,6 +15,7 @@ __all__ = ["load_data", "get_word_index", "get_label_names"]
 
 ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 NPZ_SHA256 = "d6586e694ee56d7a4e65172e12b3e987c03096cb01eab99753921ef915959916"
+WORD_INDEX_MD5 = "4d44cc38712099c9e383dc6e5f11a921"
 
 LABEL_NAMES = (
     "cocoa", "grain", "veg-oil", "earn", "acq", "wheat", "copper", "housing", "money-supply",
@@ -52,8 +53,8 @@ def load_data(path: str = "reuters.npz", num_words: int | None = None, skip_top:
 def get_word_index(path: str = "reuters_word_index.json", download: bool = True
                    ) -> dict[str, Any]:
     """Word -> rank (1 = most frequent)."""
-    file = locate(path, ORIGIN + "reuters_word_index.json", None, "reuters.get_word_index",
-                  download=download)
+    file = locate(path, ORIGIN + "reuters_word_index.json", WORD_INDEX_MD5,
+                  "reuters.get_word_index", download=download)
     with open(file, encoding="utf-8") as f:
         return json.load(f)
 

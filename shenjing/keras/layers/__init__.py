@@ -61,6 +61,7 @@ from .reshaping import (
     ZeroPadding2D,
 )
 from .rnn import GRU, LSTM, Bidirectional, SimpleRNN
+from .separable import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .text import IntegerLookup, StringLookup, TextVectorization
 
 __all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation", "Flatten",
@@ -77,12 +78,14 @@ __all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation",
            "RandomFlip", "RandomContrast", "Masking", "RandomRotation",
            "RandomZoom", "RandomTranslation", "StringLookup",
            "IntegerLookup", "TextVectorization", "add", "concatenate", "average", "maximum",
-           "minimum", "multiply", "subtract", "dot"]
+           "minimum", "multiply", "subtract", "dot", "DepthwiseConv1D", "DepthwiseConv2D",
+           "SeparableConv1D", "SeparableConv2D"]
 
 # Keras 2 aliases still common in tutorials
 MaxPool1D, MaxPool2D = MaxPooling1D, MaxPooling2D
 AvgPool1D, AvgPool2D = AveragePooling1D, AveragePooling2D
 Convolution1D, Convolution2D = Conv1D, Conv2D
+SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
 GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
 GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
 

@@ -95,7 +95,17 @@ def _einsum_view(in_dim: int, heads: int, size: int, output: bool = False) -> tu
 
 
 class MultiHeadAttention(Layer):
-    """Multi-head attention as in "Attention is all you need", with Keras's arguments."""
+    """Multi-head attention as in "Attention is all you need", with Keras's arguments.
+
+    `attention_axes` (default: every axis between the batch and the features) are the axes
+    attended over jointly, e.g. (1, 2) for 2-D attention over the rows and columns of a
+    (batch, rows, cols, features) input; the other inner axes act as batch axes. Query and
+    key/value must agree on those other axes. Attention scores come back as
+    (batch, other axes..., heads, query attention axes..., key attention axes...), and an
+    attention_mask of shape (batch, other axes..., query axes..., key axes...) (or one that
+    broadcasts to it) is given heads as Keras does. query_mask (batch, T), value_mask and
+    key_mask (batch, S) are and-ed into it (rank-3 inputs).
+    """
 
     def __init__(self, num_heads: int, key_dim: int, value_dim: int | None = None,
                  dropout: float = 0.0, use_bias: bool = True, output_shape: Any = None,
@@ -103,9 +113,13 @@ class MultiHeadAttention(Layer):
                  bias_initializer: Any = "zeros", seed: int | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if attention_axes is not None:
-            raise NotImplementedError("MultiHeadAttention: attention_axes is not supported "
-                                      "(attention runs over the sequence axis)")
+        if isinstance(attention_axes, (int, np.integer)):
+            attention_axes = (int(attention_axes),)
+        elif attention_axes is not None:
+            attention_axes = tuple(int(a) for a in attention_axes)
+            if not attention_axes:
+                raise ValueError("MultiHeadAttention: attention_axes must not be empty")
+        self.attention_axes = attention_axes
         self.num_heads, self.key_dim = int(num_heads), int(key_dim)
         self.value_dim = int(value_dim) if value_dim is not None else self.key_dim
         self.dropout, self.use_bias, self.seed = float(dropout), bool(use_bias), seed
@@ -156,45 +170,120 @@ class MultiHeadAttention(Layer):
         if not hasattr(self, "query_dense"):
             self.build_from_dims(int(q.shape[-1]), int(v.shape[-1]), int(k.shape[-1]))
 
-    def _heads(self, x: Tensor, size: int) -> Tensor:
-        n, t = x.shape[0], x.shape[1]
-        return x.reshape(n, t, self.num_heads, size).permute(0, 2, 1, 3)
+    def _axes(self, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(attended axes, other inner axes) of a rank-`rank` query, as Keras resolves them
+        (negative axes count from the end of the input)."""
+        if self.attention_axes is None:
+            attended = tuple(range(1, rank - 1))
+        else:
+            attended = tuple(sorted({a + rank if a < 0 else a for a in self.attention_axes}))
+            if any(not 1 <= a <= rank - 2 for a in attended):
+                raise ValueError(f"MultiHeadAttention {self.name!r}: attention_axes "
+                                 f"{self.attention_axes} must lie between the batch and the "
+                                 f"feature axis of rank-{rank} inputs (1..{rank - 2})")
+        return attended, tuple(a for a in range(1, rank - 1) if a not in attended)
+
+    def _heads(self, x: Tensor, size: int, attended: tuple, others: tuple) -> tuple:
+        """Project-split `x` (batch, d..., heads*size) into (batch*others, heads, attended
+        positions, size); also return the permuted (unflattened) shape."""
+        k = x.ndim - 2
+        x = x.reshape(tuple(x.shape[:-1]) + (self.num_heads, size))
+        perm = (0,) + others + (k + 1,) + attended + (k + 2,)
+        x = x.permute(*perm)
+        shape = tuple(x.shape)
+        lead = int(np.prod(shape[:len(others) + 1]))
+        span = int(np.prod(shape[len(others) + 2:-1]))
+        return x.reshape(lead, self.num_heads, span, size), shape, perm
+
+    def _mask(self, attention_mask: Any, use_causal_mask: bool, q: Tensor, k: Tensor,
+              score_shape: tuple, n_attended: int) -> Tensor | None:
+        """The boolean mask broadcast to the scores' shape, then flattened as they are."""
+        mask = None
+        if attention_mask is not None:
+            m = attention_mask.numpy() if isinstance(attention_mask, Tensor) else \
+                np.asarray(attention_mask)
+            m = m.astype(bool)
+            while m.ndim < len(score_shape):  # Keras's expansion: a heads axis, and more
+                m = np.expand_dims(m, -2 * n_attended - 1)
+            try:
+                mask = np.broadcast_to(m, score_shape)
+            except ValueError:
+                raise ValueError(f"MultiHeadAttention {self.name!r}: attention_mask of shape "
+                                 f"{np.shape(attention_mask)} does not broadcast to the "
+                                 f"scores' shape {score_shape}") from None
+        if use_causal_mask:
+            if q.ndim != 3:
+                raise NotImplementedError("MultiHeadAttention: use_causal_mask needs "
+                                          "(batch, seq, features) inputs")
+            causal = np.tril(np.ones((q.shape[1], k.shape[1]), dtype=bool))
+            mask = causal if mask is None else mask & causal
+            mask = np.broadcast_to(mask, score_shape)
+        if mask is None:
+            return None
+        lead = int(np.prod(score_shape[:-2 * n_attended - 1]))
+        t = int(np.prod(score_shape[-2 * n_attended:-n_attended]))
+        return as_tensor(np.ascontiguousarray(mask).reshape(lead, self.num_heads, t, -1))
+
+    def _padding_masks(self, q: Tensor, attention_mask: Any, query_mask: Any,
+                       value_mask: Any, key_mask: Any) -> Any:
+        """Fold Keras's per-position masks, (batch, T) for the query and (batch, S) for the
+        value and key, into the (batch, T, S) attention mask (a logical and)."""
+        if query_mask is None and value_mask is None and key_mask is None:
+            return attention_mask
+        if q.ndim != 3:
+            raise NotImplementedError("MultiHeadAttention: query_mask/value_mask/key_mask "
+                                      "need (batch, seq, features) inputs")
+        parts = [] if attention_mask is None else [_bool_mask(attention_mask).numpy()]
+        for m, axis in ((query_mask, -1), (value_mask, -2), (key_mask, -2)):
+            if m is not None:
+                parts.append(np.expand_dims(_bool_mask(m).numpy(), axis))
+        combined = parts[0]
+        for part in parts[1:]:
+            combined = combined & part
+        return combined
 
     def call(self, query: Any, value: Any = None, key: Any = None, attention_mask: Any = None,
              return_attention_scores: bool = False, training: bool = False,
              use_causal_mask: bool = False, query_mask: Any = None, value_mask: Any = None,
              key_mask: Any = None) -> Any:
         q, v, k = _split_qvk("MultiHeadAttention", query, value, key)
-        if query_mask is not None or value_mask is not None or key_mask is not None:
-            raise NotImplementedError("MultiHeadAttention: query_mask/value_mask/key_mask are "
-                                      "not supported; pass attention_mask (batch, T, S)")
         self._ensure_built(q, v, k)
-        if q.ndim != 3 or v.ndim != 3 or k.ndim != 3:
-            raise ValueError(f"MultiHeadAttention {self.name!r}: query, value and key must be "
-                             f"(batch, seq, features), got {tuple(q.shape)}, {tuple(v.shape)}, "
-                             f"{tuple(k.shape)}")
-        qh = self._heads(self.query_dense(q), self.key_dim)
-        kh = self._heads(self.key_dense(k), self.key_dim)
-        vh = self._heads(self.value_dense(v), self.value_dim)
-        mask = _bool_mask(attention_mask)
-        if use_causal_mask:
-            causal = as_tensor(np.tril(np.ones((q.shape[1], k.shape[1]), dtype=bool)))
-            mask = causal if mask is None else mask.logical_and(causal)
-        if mask is not None and mask.ndim == 3:
-            mask = mask.unsqueeze(1)
+        attention_mask = self._padding_masks(q, attention_mask, query_mask, value_mask,
+                                             key_mask)
+        if q.ndim < 3 or not q.ndim == v.ndim == k.ndim:
+            raise ValueError(f"MultiHeadAttention {self.name!r}: query, value and key must "
+                             f"have the same rank >= 3 (batch, ..., features), got "
+                             f"{tuple(q.shape)}, {tuple(v.shape)}, {tuple(k.shape)}")
+        attended, others = self._axes(q.ndim)
+        for name, t in (("value", v), ("key", k)):
+            if any(t.shape[a] != q.shape[a] for a in (0,) + others):
+                raise ValueError(f"MultiHeadAttention {self.name!r}: the {name} shape "
+                                 f"{tuple(t.shape)} must match the query's "
+                                 f"{tuple(q.shape)} on the batch and non-attention axes "
+                                 f"{others}")
+        qh, q_shape, perm = self._heads(self.query_dense(q), self.key_dim, attended, others)
+        kh, k_shape, _ = self._heads(self.key_dense(k), self.key_dim, attended, others)
+        vh, _, _ = self._heads(self.value_dense(v), self.value_dim, attended, others)
+        n_att = len(attended)
+        score_shape = q_shape[:-1] + k_shape[-1 - n_att:-1]
+        mask = self._mask(attention_mask, use_causal_mask, q, k, score_shape, n_att)
         p = self.dropout if training else 0.0
         if return_attention_scores:
             scores = (qh * (1.0 / math.sqrt(self.key_dim))) @ kh.transpose(-2, -1)
             if mask is not None:
                 scores = scores.masked_fill(mask.logical_not(), -1e9)
             weights = F.softmax(scores, dim=-1)
-            attended = F.dropout(weights, p) @ vh if p else weights @ vh
+            attended_values = F.dropout(weights, p) @ vh if p else weights @ vh
         else:
-            attended = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, dropout_p=p)
-        n, t = attended.shape[0], attended.shape[2]
-        merged = attended.permute(0, 2, 1, 3).reshape(n, t, self.num_heads * self.value_dim)
+            attended_values = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask,
+                                                             dropout_p=p)
+        merged = attended_values.reshape(q_shape[:-1] + (self.value_dim,))
+        merged = merged.permute(*np.argsort(perm).tolist())
+        merged = merged.reshape(tuple(merged.shape[:-2]) + (self.num_heads * self.value_dim,))
         out = self.attention_output_dense(merged)
-        return [out, weights] if return_attention_scores else out
+        if return_attention_scores:
+            return [out, weights.reshape(score_shape)]
+        return out
 
     def _output_shape_for(self, shapes: Any, kwargs: dict) -> Any:
         if isinstance(shapes, list) and shapes and isinstance(shapes[0], (tuple, list)):
@@ -208,12 +297,17 @@ class MultiHeadAttention(Layer):
             self.build_from_dims(int(q[-1]), int(v[-1]), int(k[-1]))
         out = tuple(q[:-1]) + (self.output_shape_arg or q[-1],)
         if kwargs.get("return_attention_scores"):
-            return [out, (q[0], self.num_heads, q[1], k[1])]
+            attended, others = self._axes(len(q))
+            scores = ((q[0],) + tuple(q[a] for a in others) + (self.num_heads,)
+                      + tuple(q[a] for a in attended) + tuple(k[a] for a in attended))
+            return [out, scores]
         return out
 
     def get_config(self) -> dict:
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
                 "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias,
                 "output_shape": self.output_shape_arg, "seed": self.seed,
+                "attention_axes": (list(self.attention_axes)
+                                   if self.attention_axes is not None else None),
                 "kernel_initializer": serialize(self.kernel_initializer),
                 "bias_initializer": serialize(self.bias_initializer)}

@@ -29,7 +29,7 @@ from ...tensor import Tensor, as_tensor
 from .. import initializers, regularizers
 from ..registry import snake_case
 from .masks import get_keras_mask, mask_array, set_keras_mask
-from .structure import cl_shape, flatten, map_structure, to_cf, to_cl
+from .structure import cl_shape, dtype_name, flatten, map_structure, refuse_strings, to_cf, to_cl
 from .weights import Weight, transpose_by
 
 __all__ = ["set_keras_mask", "get_keras_mask", "Layer", "InputLayer", "Input", "KerasTensor",
@@ -58,7 +58,7 @@ class KerasTensor:
 
     def __init__(self, shape: tuple, dtype: str = "float32", name: str | None = None) -> None:
         self.shape = tuple(None if s is None else int(s) for s in shape)
-        self.dtype = str(np.dtype(dtype)) if dtype is not None else "float32"
+        self.dtype = dtype_name(dtype)
         self.name = name
         self._keras_history: tuple | None = None  # (layer, node_index, tensor_index)
 
@@ -454,7 +454,7 @@ class Layer(Module):
         return self._forward(inputs, training, **kwargs)
 
     def _symbolic_call(self, *args: Any, **kwargs: Any) -> Any:
-        inputs = args[0] if len(args) == 1 else list(args)  # call(a, b) -> [a, b]
+        inputs = refuse_strings(self, args[0] if len(args) == 1 else list(args))  # call(a, b)
         shapes = map_structure(lambda t: t.shape if isinstance(t, KerasTensor) else
                                tuple(np.shape(t)), inputs)
         self._maybe_build(shapes)
@@ -567,7 +567,7 @@ class InputLayer(Layer):
         kwargs.pop("ragged", None)
         super().__init__(name=name or unique_name("input_layer"), **kwargs)
         self._batch_input_shape = tuple(None if s is None else int(s) for s in batch_shape)
-        self.input_dtype = str(np.dtype(dtype)) if dtype is not None else "float32"
+        self.input_dtype = dtype_name(dtype)
         self.built = True
         tensor = KerasTensor(self._batch_input_shape, self.input_dtype, name=self.name)
         Node(self, (), {}, tensor)

@@ -199,6 +199,14 @@ class _Conv(_Spatial):
                      zip(spatial, self.kernel_size, self.strides, self.dilation_rate))
 
     def _call_cf(self, x: Tensor, training: bool) -> Tensor:
+        y = self._convolve_cf(x)
+        if self.activation in (activations.softmax, activations.log_softmax):
+            return self.activation(y, axis=1)
+        return self.activation(y)
+
+    def _convolve_cf(self, x: Tensor) -> Tensor:
+        """The convolution of channels-first x (padded as the layer says), before the
+        activation; separable layers follow it with their pointwise convolution."""
         self._check_rank(x)
         if x.shape[1] != self.conv.in_channels:
             raise ValueError(f"Input of layer {self.name!r} ({type(self).__name__}) has "
@@ -208,10 +216,7 @@ class _Conv(_Spatial):
             pads = self._pads_for(tuple(x.shape[2:]))
             if any(p for lh in pads for p in lh):
                 x = pad(x, [p for lo_hi in reversed(pads) for p in lo_hi])
-        y = self.conv(x)
-        if self.activation in (activations.softmax, activations.log_softmax):
-            return self.activation(y, axis=1)
-        return self.activation(y)
+        return self.conv(x)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         spatial = tuple(_out_len(n, k, s, d, self.padding) for n, k, s, d in

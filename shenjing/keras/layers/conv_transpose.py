@@ -1,15 +1,20 @@
 """Conv1DTranspose and Conv2DTranspose: Keras's arguments over nn.ConvTranspose1d/2d.
 
 Keras stores the kernel as (k..., filters, in_channels); the nn module as (in, out, k...).
-Output lengths follow Keras: 'valid' gives (n - 1) * s + d * (k - 1) + 1, 'same' gives
-n * s; 'same' crops the full transposed output by TensorFlow's split of k_eff - s (the
-smaller half first), done here by the module's symmetric padding plus one extra trailing
-row/column sliced off when the split is odd.
+With k the dilated kernel size d * (k - 1) + 1, Keras 3's output length is
+(n - 1) * s + X where X is, without output_padding, max(k, s) for 'valid' and s for 'same',
+and with output_padding p, k + p for 'valid' and k % 2 + p for 'same' (p < s). The result is
+the full transposed convolution, length (n - 1) * s + k, seen from offset c = 0 for 'valid'
+and c = max(k - X, 0) // 2 for 'same' (TensorFlow's split, the smaller half first), with
+zeros (plus the bias) where it runs past the end. That window is the module's symmetric
+padding c plus its output_padding, and a trailing crop when the window ends earlier.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from ... import nn
 from ...tensor import Tensor
@@ -19,6 +24,14 @@ from .conv import _Conv
 __all__ = ["Conv1DTranspose", "Conv2DTranspose"]
 
 
+def _paddings(value: Any, nd: int, layer: str) -> tuple[int, ...]:
+    t = (value,) * nd if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(t) != nd or not all(isinstance(v, (int, np.integer)) and v >= 0 for v in t):
+        raise ValueError(f"{layer}: output_padding must be a non-negative int or a tuple of "
+                         f"{nd} such ints, got {value!r}")
+    return tuple(int(v) for v in t)
+
+
 class _ConvTranspose(_Conv):
     def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
                  output_padding: Any = None, data_format: str | None = None,
@@ -26,24 +39,35 @@ class _ConvTranspose(_Conv):
         name = type(self).__name__
         if str(padding).lower() not in ("valid", "same"):
             raise ValueError(f"{name}: padding must be 'valid' or 'same', got {padding!r}")
-        if output_padding is not None:
-            raise NotImplementedError(f"{name}: output_padding is not supported (leave None)")
         super().__init__(filters, kernel_size, strides=strides, padding=padding,
                          data_format=data_format, dilation_rate=dilation_rate, **kwargs)
-        self.output_padding = None
+        if output_padding is not None:
+            output_padding = _paddings(output_padding, self._nd, name)
+            for p, s in zip(output_padding, self.strides):
+                if p >= s:
+                    raise ValueError(f"{name}: output_padding {output_padding} must be "
+                                     f"smaller than the strides {self.strides} on each axis")
+        self.output_padding = output_padding
+
+    def _tail(self, i: int) -> int:
+        """X of dim i: the output length is (n - 1) * stride + X (see the module doc)."""
+        k = self.dilation_rate[i] * (self.kernel_size[i] - 1) + 1
+        s = self.strides[i]
+        if self.output_padding is None:
+            return max(k, s) if self.padding == "valid" else s
+        p = self.output_padding[i]
+        return k + p if self.padding == "valid" else k % 2 + p
 
     def _crops(self) -> list[tuple[int, int, int]]:
         """Per dim: (module padding, module output_padding, extra trailing crop)."""
         out = []
-        for k, s, d in zip(self.kernel_size, self.strides, self.dilation_rate):
-            k_eff = d * (k - 1) + 1
-            if self.padding == "valid":
-                out.append((0, 0, 0))
-            elif k_eff < s:
-                out.append((0, s - k_eff, 0))
-            else:
-                lo = (k_eff - s) // 2
-                out.append((lo, 0, (k_eff - s) - 2 * lo))
+        for i, (k, d) in enumerate(zip(self.kernel_size, self.dilation_rate)):
+            k_eff, tail = d * (k - 1) + 1, self._tail(i)
+            start = 0 if self.padding == "valid" else max(k_eff - tail, 0) // 2
+            # module output: full[start : full_len - start + extra_out]; we need tail more
+            # than (n - 1) * s from `start`, where full_len = (n - 1) * s + k_eff
+            extra_out = max(0, tail - k_eff + 2 * start)
+            out.append((start, extra_out, k_eff - 2 * start + extra_out - tail))
         return out
 
     def build(self, input_shape: tuple) -> None:
@@ -79,21 +103,16 @@ class _ConvTranspose(_Conv):
         return self.activation(y)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
-        spatial = []
-        for n, k, s, d in zip(self._spatial(input_shape), self.kernel_size, self.strides,
-                              self.dilation_rate):
-            if n is None:
-                spatial.append(None)
-            elif self.padding == "same":
-                spatial.append(n * s)
-            else:
-                spatial.append((n - 1) * s + d * (k - 1) + 1)
-        return self._shape(input_shape[0], tuple(spatial), self.filters)
+        spatial = tuple(None if n is None else (n - 1) * s + self._tail(i)
+                        for i, (n, s) in enumerate(zip(self._spatial(input_shape),
+                                                       self.strides)))
+        return self._shape(input_shape[0], spatial, self.filters)
 
     def get_config(self) -> dict:
         cfg = super().get_config()
         cfg.pop("groups", None)
-        return {**cfg, "output_padding": self.output_padding}
+        return {**cfg, "output_padding": (list(self.output_padding)
+                                          if self.output_padding is not None else None)}
 
 
 class Conv1DTranspose(_ConvTranspose):

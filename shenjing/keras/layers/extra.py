@@ -20,7 +20,9 @@ __all__ = ["GroupNormalization", "GaussianNoise", "SpatialDropout1D", "SpatialDr
 
 
 class GroupNormalization(Layer):
-    """Normalize each sample over groups of channels (the last axis) and their positions."""
+    """Normalize each sample over groups of channels (the `axis`, default last; e.g. axis=1
+    for channels-first data) and all their positions. groups=-1 puts each channel in its own
+    group (instance normalization)."""
 
     def __init__(self, groups: int = 32, axis: int = -1, epsilon: float = 1e-3,
                  center: bool = True, scale: bool = True, beta_initializer: Any = "zeros",
@@ -30,22 +32,35 @@ class GroupNormalization(Layer):
         super().__init__(**kwargs)
         if beta_constraint is not None or gamma_constraint is not None:
             raise NotImplementedError("GroupNormalization: weight constraints are not supported")
-        if axis != -1:
-            raise NotImplementedError("GroupNormalization: only axis=-1 (channels-last) is "
-                                      "supported")
-        self.groups, self.axis, self.epsilon = int(groups), axis, float(epsilon)
+        if isinstance(axis, (list, tuple)):
+            if len(axis) != 1:
+                raise ValueError(f"GroupNormalization: axis must be one int, got {axis!r}")
+            axis = axis[0]
+        if not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"GroupNormalization: axis must be an int, got {axis!r}")
+        if int(groups) == 0 or int(groups) < -1:
+            raise ValueError(f"GroupNormalization: groups must be positive or -1, got {groups}")
+        self.groups, self.axis, self.epsilon = int(groups), int(axis), float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.beta_regularizer = regularizers.get(beta_regularizer)
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self._axis_index: int | None = None
 
     def build(self, input_shape: tuple) -> None:
-        c = input_shape[-1]
-        if c is None or int(c) % self.groups:
-            raise ValueError(f"GroupNormalization {self.name!r}: the channel count ({c}) must "
-                             f"be defined and divisible by groups ({self.groups})")
-        self.gn = nn.GroupNorm(self.groups, int(c), eps=self.epsilon)
+        ndim = len(input_shape)
+        if not -ndim <= self.axis < ndim or self.axis % ndim == 0:
+            raise ValueError(f"GroupNormalization {self.name!r}: axis {self.axis} must be a "
+                             f"non-batch axis of rank-{ndim} inputs")
+        self._axis_index = self.axis % ndim
+        c = input_shape[self._axis_index]
+        groups = int(c) if self.groups == -1 and c is not None else self.groups
+        if c is None or int(c) % groups:
+            raise ValueError(f"GroupNormalization {self.name!r}: the channel count ({c}) on "
+                             f"axis {self.axis} must be defined and divisible by groups "
+                             f"({self.groups})")
+        self.gn = nn.GroupNorm(groups, int(c), eps=self.epsilon)
         if self.scale:
             self._init_weight(self.gn, "weight", self.gamma_initializer, (int(c),))
             self._track("gamma", self.gn, "weight", regularizer=self.gamma_regularizer)
@@ -58,14 +73,29 @@ class GroupNormalization(Layer):
             self.gn.bias.requires_grad = False  # stays zeros
         self.built = True
 
+    def _channels_last(self, ndim: int) -> bool:
+        return self.axis % ndim == ndim - 1
+
     def _cf_mode(self, ndim: int) -> str:
-        return "prefer" if ndim >= 3 else "agnostic"
+        if ndim < 3:
+            return "agnostic"
+        return "prefer" if self._channels_last(ndim) else "no"
 
     def _call_cf(self, x: Tensor, training: bool) -> Tensor:
         return self.gn(x)
 
     def call(self, inputs: Tensor) -> Tensor:
-        return to_cl(self.gn(to_cf(inputs)))
+        a = self._axis_index
+        if inputs.ndim < 2 or a is None or a >= inputs.ndim:
+            raise ValueError(f"GroupNormalization {self.name!r}: expected inputs of the rank "
+                             f"it was built for, got shape {tuple(inputs.shape)}")
+        if a == 1:
+            return self.gn(inputs)
+        if self._channels_last(inputs.ndim):
+            return to_cl(self.gn(to_cf(inputs)))
+        order = [0, a] + [i for i in range(1, inputs.ndim) if i != a]
+        back = np.argsort(order).tolist()
+        return self.gn(inputs.permute(*order)).permute(*back)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape)

@@ -63,7 +63,7 @@ class Weight:
 
     @property
     def dtype(self) -> str:
-        return str(self.value.dtype)
+        return self.value.dtype.name  # Keras's dtype string, "float32"
 
     def numpy(self) -> np.ndarray:
         """A copy in Keras's layout."""

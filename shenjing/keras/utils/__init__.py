@@ -1,5 +1,6 @@
 """`keras.utils`: to_categorical, pad_sequences, PyDataset, plot_model, split_dataset,
-set_random_seed, normalize, Progbar and the serialization registry."""
+set_random_seed, normalize, Progbar, the image helpers (load_img, img_to_array, array_to_img,
+save_img) and the serialization registry."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..progbar import Progbar
 from ..registry import custom_object_scope, get_registered_object, register_keras_serializable
 from .dataset_utils import split_dataset
 from .directory import image_dataset_from_directory, text_dataset_from_directory
+from .image_utils import array_to_img, img_to_array, load_img, save_img
 from .plotting import model_to_dot, plot_model
 from .py_dataset import PyDataset
 from .sequence import pad_sequences
@@ -23,7 +25,8 @@ Sequence = PyDataset  # Keras 2's name for the same idea
 __all__ = ["to_categorical", "Progbar", "set_random_seed", "normalize", "pad_sequences",
            "PyDataset", "Sequence", "plot_model", "model_to_dot", "split_dataset",
            "image_dataset_from_directory", "text_dataset_from_directory",
-           "register_keras_serializable", "custom_object_scope", "get_registered_object"]
+           "register_keras_serializable", "custom_object_scope", "get_registered_object",
+           "load_img", "img_to_array", "array_to_img", "save_img"]
 
 
 def set_random_seed(seed: int) -> None:
