@@ -155,17 +155,14 @@ def load_series(name: str, window: int, test_fraction: float = 0.2) -> Series:
     return Series(name, x[train], y[train], x[~train], y[~train], float(mean), float(std))
 
 
-def run_seqreg(model, data: Series, seed: int, epochs: int, batch_size: int, lr: float):
-    """Adam on the sequence MSE Σ_t (Y_t − Ŷ_t)² (batch mean); test RMSE, in the series'
-    units, of the last step's prediction of the value after each test window."""
-    tensor, no_grad, arr, opt_mod = _lib(model)
-    loss_fn = ((lambda p, t: tnn.functional.mse_loss(p, t, reduction="sum") / p.shape[0])
-               if isinstance(model, tnn.Module) else models.sequence_mse)
-    opt = opt_mod.Adam(model.parameters(), lr=lr)
+def train_epochs(model, opt, loss_fn, tensor, data, epochs: int, batch_size: int,
+                 seed: int) -> float:
+    """`epochs` passes over data.x_train/y_train in a per-seed shuffled order (the same for
+    both libraries); returns the seconds spent."""
     rng = np.random.default_rng(seed)
-    model.train()
     start = time.perf_counter()
     for _ in range(epochs):
+        model.train()
         order = rng.permutation(len(data.x_train))
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
@@ -173,7 +170,17 @@ def run_seqreg(model, data: Series, seed: int, epochs: int, batch_size: int, lr:
             opt.zero_grad()
             loss.backward()
             opt.step()
-    seconds = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def run_seqreg(model, data: Series, seed: int, epochs: int, batch_size: int, lr: float):
+    """Adam on the sequence MSE Σ_t (Y_t − Ŷ_t)² (batch mean); test RMSE, in the series'
+    units, of the last step's prediction of the value after each test window."""
+    tensor, no_grad, arr, opt_mod = _lib(model)
+    loss_fn = ((lambda p, t: tnn.functional.mse_loss(p, t, reduction="sum") / p.shape[0])
+               if isinstance(model, tnn.Module) else models.sequence_mse)
+    opt = opt_mod.Adam(model.parameters(), lr=lr)
+    seconds = train_epochs(model, opt, loss_fn, tensor, data, epochs, batch_size, seed)
     model.eval()
     with no_grad():
         pred = arr(model(tensor(data.x_test)))[:, -1, 0]

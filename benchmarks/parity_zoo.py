@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -132,18 +131,7 @@ def run(lib, model, data, task, epochs, seed, batch_size, lr=1e-3):
         opt = optim.Adam(model.parameters(), lr=lr)
         loss_fn = SF.binary_cross_entropy if binary else SF.cross_entropy
         tensor = sj.from_numpy
-    rng = np.random.default_rng(seed)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        model.train()
-        order = rng.permutation(len(data.x_train))
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            loss = loss_fn(model(tensor(data.x_train[idx])), tensor(data.y_train[idx]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    seconds = time.perf_counter() - start
+    seconds = pt.train_epochs(model, opt, loss_fn, tensor, data, epochs, batch_size, seed)
     model.eval()
     preds = []
     with (torch.no_grad() if lib is torch else sj.no_grad()):
