@@ -21,29 +21,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cli import DATA, TRAIN, _data_home  # noqa: F401  (the same slice and data home)
 
 import shenjing as sj
 from shenjing.cli import main
 from shenjing.cli import training as cli_training
 from shenjing.cli.checkpoint import load_state
 
-DATA = Path(os.environ.get("SHENJING_DATA", Path(__file__).resolve().parents[2] / "shared/data"))
 pytestmark = pytest.mark.skipif(not (DATA / "mnist").is_dir(), reason="needs ../shared/data")
 REPO = Path(sj.__file__).resolve().parents[1]
-TRAIN = ["train", "seed000-cnn", "--data", "mnist", "--limit", "200", "--batch-size", "32",
-         "--augment"]
 STEPS_PER_EPOCH = 6
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _data_home():
-    old = os.environ.get("SHENJING_DATA")
-    os.environ["SHENJING_DATA"] = str(DATA)
-    yield
-    if old is None:
-        del os.environ["SHENJING_DATA"]
-    else:
-        os.environ["SHENJING_DATA"] = old
 
 
 def cli(*argv) -> int:
