@@ -139,3 +139,29 @@ def test_from_pretrained_freezes_and_keeps_the_table():
 def test_bad_input_is_refused_with_a_clear_error(call, error, words):
     with pytest.raises(error, match=words):
         call(sj.tensor(_weight()))
+
+
+@pytest.mark.parametrize("changed", ["weight", "per_sample_weights"])
+def test_in_place_change_after_forward_never_gives_a_wrong_gradient(changed):
+    """torch raises here (it saved the tensor itself); shenjing's bag saves the gathered rows
+    and weights it used, so an in-place change after forward leaves the gradient of the
+    computation that ran: either way no silently wrong gradient."""
+    def run(change: bool):
+        weight = sj.tensor(_weight(), requires_grad=True)
+        psw = sj.tensor(np.linspace(0.5, 1.5, FLAT.size), requires_grad=True)
+        out = F.embedding_bag(sj.tensor(FLAT), weight, sj.tensor(OFFSETS), mode="sum",
+                              per_sample_weights=psw)
+        if change:
+            with sj.no_grad():
+                (weight if changed == "weight" else psw).mul_(2)
+        try:
+            out.backward(sj.tensor(np.random.default_rng(3).standard_normal(out.shape)))
+        except RuntimeError as err:
+            assert "modified by an inplace operation" in str(err)
+            return None
+        return weight.grad.numpy(), psw.grad.numpy()
+
+    clean, changed_run = run(False), run(True)
+    if changed_run is not None:
+        for a, b in zip(clean, changed_run):
+            np.testing.assert_array_equal(a, b)

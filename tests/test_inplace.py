@@ -48,6 +48,42 @@ def _leaf(lib, values):
     return lib.tensor(values, requires_grad=True)
 
 
+VIEWS = {
+    "reshape": lambda x: x.reshape(4, 1),
+    "view": lambda x: x.view(4, 1),
+    "index": lambda x: x[:, None],
+    "unsqueeze": lambda x: x.unsqueeze(1),
+    "transpose": lambda x: x.reshape(1, 4).t(),
+    "expand": lambda x: x.unsqueeze(1).expand(4, 3),
+}
+
+
+@pytest.mark.parametrize("make_view", VIEWS.values(), ids=VIEWS.keys())
+def test_view_shares_its_base_version_counter(make_view):
+    """A node that saved a view sees an in-place change of the base (and vice versa), as in
+    torch: without a shared counter the gradient would silently use the changed values."""
+    def base_changed(lib):
+        x = _leaf(lib, [0.0, 1.0, 2.0, 3.0])
+        w = _leaf(lib, np.full((4, 3), 3.0))
+        y = (make_view(x) * w).sum()  # Mul saved the view for w's gradient
+        with lib.no_grad():
+            x.mul_(2)
+        y.backward()
+        return (w.grad,)
+
+    def view_changed(lib):
+        x = _leaf(lib, [0.0, 1.0, 2.0, 3.0])
+        y = x.exp()  # Exp saved its output: change it through a view of it
+        with lib.no_grad():
+            make_view(y)[0].zero_()
+        y.sum().backward()
+        return (x.grad,)
+
+    _raises_like_torch(base_changed)
+    if make_view is not VIEWS["expand"]:  # torch refuses in-place writes into an expand
+        _raises_like_torch(view_changed)
+
+
 # ----------------------------------------------------------------------------- must raise
 
 

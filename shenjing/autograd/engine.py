@@ -334,16 +334,30 @@ class Function:
             out = np.asarray(out)
         if out.dtype is _FLOAT64 and "dtype" not in attrs and not _any_float64(arrays):
             out = out.astype(get_default_dtype().dtype)  # int * 0.5, int.exp(): as torch
+        version = _view_version(out, inputs)
         if _GradMode.enabled:
             needs = tuple(isinstance(x, Tensor) and x._requires_grad for x in inputs)
             if True in needs:
                 ctx.inputs = inputs
                 ctx.needs_input_grad = needs
-                t = Tensor._make(out, ctx, True)
+                t = Tensor._make(out, ctx, True, version)
                 if ctx.saved:
                     ctx.saved_versions = _saved_versions(ctx.saved, inputs, t)
                 return t
-        return Tensor._make(out)
+        return Tensor._make(out, version=version)
+
+
+def _view_version(out, inputs: tuple) -> _Version | None:
+    """The version counter of the input whose storage `out` is (or views), else None: as in
+    torch, a view (reshape, slice, transpose, expand, ...) shares its base's counter, so an
+    in-place change of either is seen by every node that saved the other."""
+    base = out.base
+    for x in inputs:
+        if isinstance(x, Tensor):
+            data = x._data
+            if out is data or (base is not None and (base is data or base is data.base)):
+                return x._version
+    return None
 
 
 def _api_method(cls: type, name: str) -> Callable:
