@@ -65,6 +65,11 @@ OPS_LAYERS = [
         [(2, 3, 5, 5), (4, 3, 3, 3), (4,)], C.Conv, grad_rtol=1e-4, grad_atol=1e-4),
     row("conv1d_groups", lambda lib, x, w: _F(lib).conv1d(x, w, stride=2, groups=2),
         [(2, 4, 9), (6, 2, 3)], C.Conv, grad_rtol=1e-4, grad_atol=1e-4),
+    # stride 1, one group: the shift-and-add path (ops/conv_shift.py)
+    row("conv1d_shift", lambda lib, x, w, b: _F(lib).conv1d(x, w, b, padding=2, dilation=2),
+        [(2, 3, 8), (4, 3, 3), (4,)], C.Conv, grad_rtol=1e-4, grad_atol=1e-4),
+    row("conv2d_whole_width", lambda lib, x, w, b: _F(lib).conv2d(x, w, b, padding=(1, 1)),
+        [(2, 2, 6, 3), (3, 2, 3, 5), (3,)], C.Conv, grad_rtol=1e-4, grad_atol=1e-4),
     row("max_pool2d", lambda lib, x: _F(lib).max_pool2d(x, 2), [(2, 3, 6, 6)], P.MaxPool,
         distinct=True),
     row("max_pool2d_overlap", lambda lib, x: _F(lib).max_pool2d(x, 3, stride=2, padding=1),

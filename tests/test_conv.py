@@ -65,6 +65,9 @@ CONV2D_CASES = [
     ((2, 1, 28, 28), (1, 32, 3), {}),  # the seed CNN's first layer
     ((1, 3, 227, 227), (3, 8, 11), {"stride": 4, "padding": 2}),  # AlexNet's first layer
     ((3, 1, 12, 100), (1, 10, (4, 100)), {}),  # TextCNN: a kernel over the whole embedding
+    # whole-width kernels (conv_shift.py's path): channels > 1, padding, dilation, no bias
+    ((2, 3, 9, 5), (3, 4, (3, 5)), {"padding": (1, 0), "dilation": (2, 1)}),
+    ((2, 2, 7, 3), (2, 3, (2, 5)), {"padding": 1, "bias": False}),
     ((2, 3, 8, 8), (3, 4, 3), {"padding": 1, "padding_mode": "reflect"}),
     ((2, 3, 8, 8), (3, 4, 3), {"padding": 2, "padding_mode": "replicate"}),
     ((2, 3, 8, 8), (3, 4, (3, 2)), {"padding": (1, 2), "padding_mode": "circular"}),
@@ -84,6 +87,8 @@ CONV1D_CASES = [
     ((2, 3, 12), (3, 4, 4), {"padding": "same", "dilation": 2}),
     ((2, 4, 10), (4, 6, 3), {"groups": 2, "bias": False}),
     ((1, 2, 9), (2, 3, 3), {"padding": 2, "padding_mode": "reflect"}),
+    ((3, 5, 16), (5, 4, 5), {"padding": 3, "dilation": 3}),
+    ((2, 6, 8), (6, 7, 1), {"bias": False}),
 ]
 
 
@@ -92,6 +97,20 @@ def test_conv1d_matches_torch(shape, args, kwargs):
     torch = _torch()
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     _compare_layer(nn.Conv1d(*args, **kwargs), torch.nn.Conv1d(*args, **kwargs), x)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: nn.Conv1d(100, 100, 5), (8, 100, 60)),  # a TextCNN written with Conv1d
+    (lambda: nn.Conv2d(1, 100, (5, 100)), (8, 1, 60, 100)),  # ... with whole-width Conv2d
+])
+def test_stride_one_text_convolutions_keep_no_columns(make, shape):
+    """The shift-and-add path (conv_shift.py) saves the input frame and the weights for
+    backward, not the k-times-larger im2col columns (issue 12's W5/W5b memory)."""
+    x = sj.tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32),
+                  requires_grad=True)
+    y = make()(x)
+    saved = sum(a.nbytes for a in y.grad_fn.saved)
+    assert saved <= x.numpy().nbytes + 100 * 100 * 5 * 4 + 4096, saved
 
 
 def test_first_layer_without_input_gradient():

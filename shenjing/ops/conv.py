@@ -29,13 +29,12 @@ from __future__ import annotations
 from ..autograd.engine import Function
 from ..backend import xp
 from ..cpu_threads import blas_controllable, get_num_threads, parallel_for, worth_splitting
+from .conv_shift import shift_backward, shift_eligible, shift_forward
 from .window import _frame, _nchw, _offsets, _out_size, _scratch, _un_nchw
 
 _CHUNK_BYTES = 1 << 18  # col2im works on ~L2-sized channel blocks
 
 __all__ = ["Conv"]
-
-
 
 
 # ----------------------------------------------------------------------------- convolution
@@ -63,6 +62,8 @@ class Conv(Function):
         sh, sw = stride
         oh = _out_size(H, kh, sh, padding[0], padding[1], dh, False)
         ow = _out_size(W, kw, sw, padding[2], padding[3], dw, False)
+        if shift_eligible(nd, x4.shape, w4.shape, stride, padding, dilation, groups):
+            return shift_forward(ctx, x, x4, w4, b, dilation, padding, nd)
         xpad = _frame(x4, padding, 0.0, contiguous=True)  # (C, Hp, Wp, N)
         Kg, M, hb = kh * kw * Cg, oh * ow * N, b is not None
 
@@ -102,6 +103,8 @@ class Conv(Function):
 
     @staticmethod
     def backward(ctx, g):
+        if ctx.geom[0] == "shift":
+            return shift_backward(ctx, g)
         cols, wm = ctx.saved
         x_shape, w_shape, xp_shape, stride, dilation, padding, G, hb = ctx.geom
         nd = len(w_shape) - 2

@@ -1,0 +1,115 @@
+"""Shift-and-add convolution: the Conv Function's path for 1-D-like, stride-1, ungrouped layers.
+
+Why: im2col copies the input k times into columns that the backward keeps for the weight
+gradient. A text CNN's three windows (3, 4, 5 over 400 tokens of 100 features) keep 12 copies
+of its embedded batch, ~120 MB of W5's peak (issue 12). A stride-1 1-D convolution is
+instead a sum of k shifted products, out = sum_j W_j @ X[:, j*d : j*d + L], where each
+shifted X is a plain strided matrix of the batch-innermost frame (Cx, P, N): no copy, and
+only the frame itself is saved. The weight gradient is k GEMMs of those same views; the
+input gradient is k GEMMs and k shifted adds (what col2im does). Same multiply-adds as
+im2col, k times less memory kept for backward.
+
+Taken for `groups == 1`, stride 1 along the convolved axis and either a 1-D convolution or a
+2-D one whose kernel covers the whole padded width (a text CNN's (k, E) windows over
+(N, 1, T, E)), which is a 1-D convolution over H whose channels are (C, W).
+"""
+
+from __future__ import annotations
+
+from ..backend import xp
+from .window import _frame, _nchw, _scratch, _un_nchw
+
+
+def shift_eligible(nd: int, x4_shape: tuple, w4_shape: tuple, stride: tuple, padding: tuple,
+                   dilation: tuple, groups: int) -> bool:
+    """Whether the convolution is one the shift-and-add path computes."""
+    if groups != 1:
+        return False
+    kh, kw = w4_shape[2:]
+    if nd == 1:
+        return stride[1] == 1
+    full_width = kw == x4_shape[3] + padding[2] + padding[3] and (kw == 1 or dilation[1] == 1)
+    return full_width and stride[0] == 1 and kh > 1
+
+
+def shift_forward(ctx, x, x4, w4, b, dilation: tuple, padding: tuple, nd: int):
+    """Forward of the shift path; saves the frame and the per-tap weights on `ctx`."""
+    Co, C, kh, kw = w4.shape
+    if nd == 1:  # frame (C, 1, Wp, N): taps along W
+        frame = _frame(x4, padding, 0.0, contiguous=True)
+        X = frame.reshape(C, frame.shape[2], frame.shape[3])
+        taps = xp.ascontiguousarray(w4[:, :, 0, :].transpose(2, 0, 1))  # (kw, Co, C)
+        k, d = kw, dilation[1]
+    else:  # swapped frame (C, Wp, Hp, N): taps along H, channels (C, W)
+        pt, pb, pl, pr = padding
+        frame = _frame(x4.transpose(0, 1, 3, 2), (pl, pr, pt, pb), 0.0, contiguous=True)
+        X = frame.reshape(C * kw, frame.shape[2], frame.shape[3])
+        taps = xp.ascontiguousarray(w4.transpose(2, 0, 1, 3)).reshape(kh, Co, C * kw)
+        k, d = kh, dilation[0]
+    Cx, P, N = X.shape
+    L = P - d * (k - 1)
+    out = _scratch.empty((Co, L * N), x.dtype)
+    xp.matmul(taps[0], X[:, :L].reshape(Cx, L * N), out=out)
+    if k > 1:
+        product = _scratch.empty((Co, L * N), x.dtype)
+        for j in range(1, k):
+            xp.matmul(taps[j], X[:, j * d:j * d + L].reshape(Cx, L * N), out=product)
+            out += product
+        del product
+    if b is not None:
+        out += b[:, None]
+    ctx.save_for_backward(X, taps)
+    ctx.geom = ("shift", x.shape, tuple(w4.shape), frame.shape, padding, d, nd, b is not None)
+    out4 = out.reshape(Co, 1, L, N) if nd == 1 else out.reshape(Co, L, 1, N)
+    return _un_nchw(out4.transpose(3, 0, 1, 2), x.ndim, nd)
+
+
+def shift_backward(ctx, g):
+    """(dx, dw, db) of the shift path from the upstream gradient g."""
+    X, taps = ctx.saved
+    _, x_shape, w4_shape, frame_shape, padding, d, nd, has_bias = ctx.geom
+    g4 = _nchw(g, nd)
+    need = ctx.needs_input_grad
+    Co, C, kh, kw = w4_shape
+    k = kw if nd == 1 else kh
+    Cx, P, N = X.shape
+    L = P - d * (k - 1)
+    gt = g4.transpose(1, 2, 3, 0)  # (Co, oh, ow, N): free when g is the forward's output
+    g2 = gt if gt.flags.c_contiguous else _scratch.copy(gt)
+    g2 = g2.reshape(Co, L * N)
+    gx = gw = gb = None
+    if need[1]:
+        dtaps = xp.empty((k, Cx, Co), g.dtype)  # X_j @ g^T: OpenBLAS's fast form (conv.py)
+        for j in range(k):
+            xp.matmul(X[:, j * d:j * d + L].reshape(Cx, L * N), g2.T, out=dtaps[j])
+        if nd == 1:
+            gw = xp.ascontiguousarray(dtaps.transpose(2, 1, 0)).reshape(Co, C, kw)
+        else:
+            gw = xp.ascontiguousarray(dtaps.reshape(kh, C, kw, Co).transpose(3, 1, 0, 2))
+    if has_bias and need[2]:
+        gb = g2.sum(axis=1)
+    if need[0]:  # dX = sum_j shift_j(W_j^T @ g): one tap at a time, one small scratch
+        tap_grad = _scratch.empty((Cx, L * N), g.dtype)
+        dX = _scratch.empty((Cx, P, N), g.dtype)
+        dX[:, L:] = 0.0
+        for j in range(k):
+            xp.matmul(taps[j].T, g2, out=tap_grad)
+            if j == 0:
+                dX[:, :L] = tap_grad.reshape(Cx, L, N)
+            else:
+                dX[:, j * d:j * d + L] += tap_grad.reshape(Cx, L, N)
+        del tap_grad
+        gx = _unframe(dX, x_shape, frame_shape, padding, nd)
+    return gx, gw, gb
+
+
+def _unframe(dX, x_shape: tuple, frame_shape: tuple, padding: tuple, nd: int):
+    """The input's gradient (a view) from the gradient of the shift path's frame."""
+    pt, _, pl, _ = padding
+    H, W = (x_shape[-2] if nd == 2 else 1), x_shape[-1]
+    d4 = dX.reshape(frame_shape)
+    if nd == 1:  # (C, 1, Wp, N)
+        dx4 = d4[:, :, pl:pl + W].transpose(3, 0, 1, 2)
+    else:  # (C, Wp, Hp, N)
+        dx4 = d4[:, pl:pl + W, pt:pt + H].transpose(3, 0, 2, 1)
+    return _un_nchw(dx4, len(x_shape), nd)
