@@ -48,12 +48,16 @@ def shift_forward(ctx, x, x4, w4, b, dilation: tuple, padding: tuple, nd: int):
         k, d = kh, dilation[0]
     Cx, P, N = X.shape
     L = P - d * (k - 1)
+    # W_j @ X_j with W_j read as the transpose of a contiguous (Cx, Co) array: OpenBLAS
+    # runs this "TN" form 2.5x faster than "NN" on text-CNN shapes (100x100 @ 100x25472:
+    # 57 vs 22 GFLOP/s measured on 2 cores); the backward's W_j^T @ g is TN already.
+    taps_t = xp.ascontiguousarray(taps.transpose(0, 2, 1))
     out = _scratch.empty((Co, L * N), x.dtype)
-    xp.matmul(taps[0], X[:, :L].reshape(Cx, L * N), out=out)
+    xp.matmul(taps_t[0].T, X[:, :L].reshape(Cx, L * N), out=out)
     if k > 1:
         product = _scratch.empty((Co, L * N), x.dtype)
         for j in range(1, k):
-            xp.matmul(taps[j], X[:, j * d:j * d + L].reshape(Cx, L * N), out=product)
+            xp.matmul(taps_t[j].T, X[:, j * d:j * d + L].reshape(Cx, L * N), out=product)
             out += product
         del product
     if b is not None:
