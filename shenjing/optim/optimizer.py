@@ -41,7 +41,10 @@ __all__ = ["Optimizer", "required", "check_betas", "check_common", "check_hparam
            "ema_square_", "grad_for_update", "lerp_", "next_step", "scalar_state"]
 
 _CHUNK = 1 << 17  # elements per slice when a big parameter is updated slice by slice
-_CHUNK_ABOVE = 1 << 20  # parameters with more elements than this are updated by slices
+# parameters with more elements than this are updated by slices: at 256K (measured on 2
+# cores) Adam on the seed-003 CNN's 692K-element fc weight runs 4.5 -> 3.3 ms a step, SGD
+# with momentum on AlexNet's conv weights 5.3 -> 4.4 ms; below it, slicing only costs
+_CHUNK_ABOVE = 1 << 18
 
 
 class _Required:
