@@ -311,3 +311,39 @@ def test_recycled_buffers_never_overwrite_live_results():
     y1.backward(g)  # the retained graph still holds its own columns and outputs
     np.testing.assert_array_equal(x.grad.numpy(), grads[0])
     np.testing.assert_array_equal(layer.weight.grad.numpy(), grads[1])
+
+
+def test_shift_path_random_shapes_match_torch_float64():
+    """40 seeded random stride-1 convolutions that take conv_shift.py's path (1-D with
+    padding and dilation, whole-width 2-D with width padding, unbatched, with and without
+    bias): outputs and all gradients equal torch's to float64 rounding."""
+    torch = _torch()
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        unbatched, bias = rng.random() < 0.25, rng.random() < 0.7
+        cin, cout, N = (int(v) for v in rng.integers(1, 4, 3))
+        if rng.random() < 0.5:
+            k, d, p = int(rng.integers(1, 5)), int(rng.integers(1, 3)), int(rng.integers(0, 3))
+            L = int(rng.integers(max(d * (k - 1) + 1 - 2 * p, 1), 12))
+            x_shape, w_shape = ((cin, L) if unbatched else (N, cin, L)), (cout, cin, k)
+            kw = {"padding": p, "dilation": d}
+            name = "conv1d"
+        else:
+            W, pw, kh = int(rng.integers(1, 5)), int(rng.integers(0, 2)), int(rng.integers(2, 4))
+            dh, ph = int(rng.integers(1, 3)), int(rng.integers(0, 2))
+            H = int(rng.integers(max(dh * (kh - 1) + 1 - 2 * ph, 1), 10))
+            x_shape = (cin, H, W) if unbatched else (N, cin, H, W)
+            w_shape, kw = (cout, cin, kh, W + 2 * pw), {"padding": (ph, pw), "dilation": (dh, 1)}
+            name = "conv2d"
+        arrays = [rng.standard_normal(s) for s in (x_shape, w_shape, (cout,))]
+        ours = [sj.tensor(a, requires_grad=True) for a in arrays]
+        theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+        y = getattr(F, name)(ours[0], ours[1], ours[2] if bias else None, **kw)
+        yt = getattr(torch.nn.functional, name)(theirs[0], theirs[1],
+                                                theirs[2] if bias else None, **kw)
+        g = rng.standard_normal(tuple(yt.shape))
+        y.backward(sj.tensor(g))
+        yt.backward(torch.tensor(g))
+        np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), atol=1e-12)
+        for a, b in zip(ours[:3 if bias else 2], theirs):
+            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), atol=1e-12)
