@@ -5,10 +5,9 @@ gradient. A text CNN's three windows (3, 4, 5 over 400 tokens of 100 features) k
 of its embedded batch, ~120 MB of W5's peak (issue 12). A stride-1 1-D convolution is
 instead a sum of k shifted products, out = sum_j W_j @ X[:, j*d : j*d + L], where each
 shifted X is a plain strided matrix of the batch-innermost frame (Cx, P, N): no copy, and
-only the frame itself is saved. Backward stacks k shifted copies of
-the upstream gradient one block of positions at a time, so the weight and input gradients
-are two GEMMs per block (`_stacked_products`). Same multiply-adds as
-im2col, k times less memory kept for backward.
+only the frame itself is saved. Backward stacks k shifted copies of the upstream gradient
+one block of positions at a time, so the weight and input gradients are two GEMMs per block
+(`_stacked_products`). Same multiply-adds as im2col, k times less memory kept for backward.
 
 Taken for `groups == 1`, stride 1 along the convolved axis and either a 1-D convolution or a
 2-D one whose kernel covers the whole padded width (a text CNN's (k, E) windows over
@@ -51,7 +50,7 @@ def shift_forward(ctx, x, x4, w4, b, dilation: tuple, padding: tuple, nd: int):
     L = P - d * (k - 1)
     # W_j @ X_j with W_j read as the transpose of a contiguous (Cx, Co) array: OpenBLAS
     # runs this "TN" form 2.5x faster than "NN" on text-CNN shapes (100x100 @ 100x25472:
-    # 57 vs 22 GFLOP/s measured on 2 cores); the backward's W_j^T @ g is TN already.
+    # 57 vs 22 GFLOP/s measured on 2 cores); the backward's taps^T @ S is TN already.
     taps_t = xp.ascontiguousarray(taps.transpose(0, 2, 1))
     out = _scratch.empty((Co, L * N), x.dtype)
     xp.matmul(taps_t[0].T, X[:, :L].reshape(Cx, L * N), out=out)
