@@ -8,6 +8,7 @@ import pytest
 
 import shenjing as sj
 from shenjing import nn
+from shenjing.ops import compiled
 from shenjing.ops.rnn import (
     _POOL,
     GRUSequence,
@@ -38,6 +39,15 @@ CONFIGS = [  # (num_layers, bidirectional, batch_first, with initial state, unba
 ]
 
 
+@pytest.fixture(params=["numpy", "compiled"])
+def kernel_path(request):
+    """Run a test once on the NumPy step kernels and once on the compiled (numba) ones."""
+    if request.param == "compiled" and not compiled.available():
+        pytest.skip("numba is not installed (pip install numba): compiled kernels untested")
+    with compiled.use_compiled(request.param == "compiled"):
+        yield request.param
+
+
 def _pair(torch, kind: str, input_size: int, hidden: int, **cfg):
     """A torch layer and a shenjing layer holding the same weights (strict state_dict copy)."""
     cls, extra = KINDS[kind]
@@ -65,7 +75,7 @@ def _weighted_sum(tensors, grads):
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "L{}-bi{:d}-bf{:d}-hx{:d}-ub{:d}-b{:d}"
                          .format(c[0], *map(int, c[1:])))
-def test_layer_matches_torch(kind, config):
+def test_layer_matches_torch(kind, config, kernel_path):
     torch = pytest.importorskip("torch")
     layers, bidir, batch_first, with_hx, unbatched, bias = config
     T, N, F, H = 5, 3, 4, 6
@@ -195,7 +205,7 @@ def test_module_gradcheck_two_layer_bidirectional_gru():
     assert sj.autograd.gradcheck(fn, (x, h0))
 
 
-def test_extreme_preactivations_saturate_without_nan():
+def test_extreme_preactivations_saturate_without_nan(kernel_path):
     m = nn.LSTM(2, 3)
     with sj.no_grad():
         for p in m.parameters():

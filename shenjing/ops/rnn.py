@@ -40,9 +40,11 @@ from __future__ import annotations
 
 import math
 import weakref
+from functools import partial
 
 from ..autograd import Function
 from ..backend import xp
+from . import compiled
 
 __all__ = ["LSTMSequence", "GRUSequence", "RNNTanhSequence", "RNNReluSequence", "TakeRows"]
 
@@ -111,12 +113,14 @@ def _scales(blocks: tuple, H: int, dtype) -> xp.ndarray:
 
 
 def _scaled(w: xp.ndarray, scale, dt, out: xp.ndarray | None = None) -> xp.ndarray:
-    """w * scale (row-wise) into `out` or a pooled array."""
+    """w * scale (row-wise) into `out` or a pooled array. Written through the transposes:
+    when `out` is a transposed view (`_weights_cat`), NumPy then walks it in memory order,
+    5.6x faster (1024x256: 0.59 vs 3.35 ms)."""
     out = _POOL.empty(w.shape, dt) if out is None else out
     if scale is None:
-        xp.copyto(out, w)
+        xp.copyto(out.T, w.T)
     else:
-        xp.multiply(w, scale, out=out)
+        xp.multiply(w.T, scale.T, out=out.T)
     return out
 
 
@@ -240,6 +244,62 @@ def _bias_sum(b_ih, b_hh):
     return b_ih + b_hh
 
 
+def _compiled_for(dt) -> bool:
+    """Take the compiled (numba) step kernels: enabled and float32 (ops/compiled.py)."""
+    return dt == xp.float32 and compiled.enabled()
+
+
+def _lstm_gates(G, t, bias, cs, prev, cur, tcs, h, tmp) -> None:
+    """NumPy twin of `lstm_forward_step` (ops/_numba_kernels.py): activations of step t in
+    place in G[t], c_t into cs[cur] (from cs[prev]), tanh(c_t) into tcs[t], h_t into h."""
+    g = G[t]
+    H = h.shape[0]
+    if bias is not None:
+        g += bias
+    xp.exp(g, out=g)
+    g += 1.0
+    xp.divide(1.0, g, out=g)  # (faster than xp.reciprocal)
+    i, f, gg, o = g[:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:]
+    gg *= 2.0
+    gg -= 1.0
+    c = cs[cur]
+    xp.multiply(f, cs[prev], out=c)
+    xp.multiply(i, gg, out=tmp)
+    c += tmp
+    _tanh_by_exp(c, tcs[t])
+    xp.multiply(o, tcs[t], out=h)
+
+
+def _lstm_step_grads(G, t, tcs, cs, prev, dh, dc, dG, scratch) -> None:
+    """NumPy twin of `lstm_backward_step` (ops/_numba_kernels.py): pre-activation gradients
+    of step t into dG[:, t] from dh and dc (which becomes the gradient reaching c_{t-1})."""
+    g, tc = G[t], tcs[t]
+    H = dh.shape[0]
+    i, f, gg, o = g[:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:]
+    d = dG[:, t]
+    di, df, dgg, do = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
+    a, b = scratch
+    xp.multiply(dh, o, out=b)          # b = dh * o
+    xp.multiply(b, tc, out=a)          # a = dh * o * tanh(c)
+    xp.subtract(1.0, o, out=do)
+    do *= a                            # d pre_o = dh * tanh(c) * o (1 - o)
+    a *= tc
+    b -= a                             # b = dh * o * (1 - tanh(c)^2)
+    dc += b
+    xp.multiply(dc, i, out=a)          # a = dc * i
+    xp.subtract(1.0, i, out=di)
+    di *= a
+    di *= gg                           # d pre_i = dc * g * i (1 - i)
+    xp.multiply(gg, gg, out=dgg)
+    xp.subtract(1.0, dgg, out=dgg)
+    dgg *= a                           # d pre_g = dc * i * (1 - g^2)
+    xp.subtract(1.0, f, out=df)
+    df *= f
+    df *= cs[prev]
+    df *= dc                           # d pre_f = dc * c_prev * f (1 - f)
+    dc *= f                            # gradient to c_prev
+
+
 # ----------------------------------------------------------------------------- LSTM
 
 
@@ -257,32 +317,23 @@ class LSTMSequence(Function):
         Z, out, outt = _prologue(ctx, x, h0, H, reverse, batch_first, dt)
         T, N = Z.shape[1:]
         wc = _weights_cat(w_hh, w_ih, scale, dt)
-        bias = _bias_block(_bias_sum(b_ih, b_hh), scale, N, dt)
         G = _POOL.empty((T, 4 * H, N), dt)  # gate activations i, f, g, o of every step
         cs = _POOL.empty((T + 1, H, N), dt)  # c_t at cs[t + po], c0 at the other end
         po = 0 if reverse else 1
         cs[T * (1 - po)] = 0.0 if c0 is None else c0.T
         tcs = _POOL.empty((T, H, N), dt)  # tanh(c_t)
         h = xp.empty((H, N), dt)
-        tmp = xp.empty((H, N), dt)
+        if _compiled_for(dt):
+            b = _bias_sum(b_ih, b_hh)
+            bvec = xp.zeros(4 * H, dt) if b is None else xp.ascontiguousarray(b * scale[:, 0])
+            gates = partial(compiled.kernels().lstm_forward_step, bias=bvec, cs=cs, tcs=tcs, h=h)
+        else:
+            gates = partial(_lstm_gates, bias=_bias_block(_bias_sum(b_ih, b_hh), scale, N, dt),
+                            cs=cs, tcs=tcs, h=h, tmp=xp.empty((H, N), dt))
         with xp.errstate(over="ignore"):
             for t, slot in _steps(T, reverse):
-                g = G[t]
-                xp.matmul(wc, Z[:, t], out=g)  # -pre (and -2 pre for the cell gate)
-                if bias is not None:
-                    g += bias
-                xp.exp(g, out=g)
-                g += 1.0
-                xp.divide(1.0, g, out=g)  # (faster than xp.reciprocal)
-                i, f, gg, o = g[:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:]
-                gg *= 2.0
-                gg -= 1.0
-                c = cs[t + po]
-                xp.multiply(f, cs[t + 1 - po], out=c)
-                xp.multiply(i, gg, out=tmp)
-                c += tmp
-                _tanh_by_exp(c, tcs[t])
-                xp.multiply(o, tcs[t], out=h)
+                xp.matmul(wc, Z[:, t], out=G[t])  # -pre (and -2 pre for the cell gate)
+                gates(G, t, prev=t + 1 - po, cur=t + po)
                 if slot >= 0:
                     Z[:H, slot] = h
                 outt[t] = h.T
@@ -298,42 +349,22 @@ class LSTMSequence(Function):
         gt = _grad_rows(ctx, grad)
         dt = G.dtype
         dG = _POOL.empty((4 * H, T, N), dt)
-        d = xp.empty((4 * H, N), dt)
-        di, df, dgg, do = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
         dh = xp.empty((H, N), dt)
         dh_rec = xp.zeros((H, N), dt)
         dc = xp.ascontiguousarray(grad[T * N:].T, dtype=dt)
-        a = xp.empty((H, N), dt)
-        b = xp.empty((H, N), dt)
+        if _compiled_for(dt):
+            step_grads = partial(compiled.kernels().lstm_backward_step, dh=dh, dc=dc, dG=dG)
+        else:
+            step_grads = partial(_lstm_step_grads, dh=dh, dc=dc, dG=dG,
+                                 scratch=xp.empty((2, H, N), dt))
         w_hhT = _transposed(w_hh)
         first = T - 1 if reverse else 0  # the step processed first in forward
         need_h0 = ctx.needs_input_grad[1]
         for t, _ in reversed(_steps(T, reverse)):
-            g, tc = G[t], tcs[t]
-            i, f, gg, o = g[:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:]
             xp.add(gt[t].T, dh_rec, out=dh)
-            xp.multiply(dh, o, out=b)          # b = dh * o
-            xp.multiply(b, tc, out=a)          # a = dh * o * tanh(c)
-            xp.subtract(1.0, o, out=do)
-            do *= a                            # d pre_o = dh * tanh(c) * o (1 - o)
-            a *= tc
-            b -= a                             # b = dh * o * (1 - tanh(c)^2)
-            dc += b
-            xp.multiply(dc, i, out=a)          # a = dc * i
-            xp.subtract(1.0, i, out=di)
-            di *= a
-            di *= gg                           # d pre_i = dc * g * i (1 - i)
-            xp.multiply(gg, gg, out=dgg)
-            xp.subtract(1.0, dgg, out=dgg)
-            dgg *= a                           # d pre_g = dc * i * (1 - g^2)
-            xp.subtract(1.0, f, out=df)
-            df *= f
-            df *= cs[t + 1 - po]
-            df *= dc                           # d pre_f = dc * c_prev * f (1 - f)
-            dc *= f                            # gradient to c_prev
-            dG[:, t] = d
+            step_grads(G, t, tcs, cs, t + 1 - po)
             if t != first or need_h0:
-                xp.matmul(w_hhT, d, out=dh_rec)
+                xp.matmul(w_hhT, dG[:, t], out=dh_rec)
         dc0 = dc.T if ctx.needs_input_grad[2] else None
         return _closing_grads(ctx, dG, dG, Z, w_ih, dh_rec.T if need_h0 else None, dc0)
 
