@@ -8,7 +8,7 @@ import pytest
 
 import shenjing as sj
 from shenjing import nn
-from shenjing.ops import compiled
+from shenjing import compiled
 
 numba = pytest.importorskip("numba")
 

@@ -18,6 +18,8 @@ import contextlib
 import importlib.util
 import os
 
+from . import backend
+
 __all__ = ["available", "enabled", "use_compiled", "kernels"]
 
 _AVAILABLE = importlib.util.find_spec("numba") is not None
@@ -31,8 +33,9 @@ def available() -> bool:
 
 
 def enabled() -> bool:
-    """True when callers should take their compiled path."""
-    return _enabled
+    """True when callers should take their compiled path: switched on, and the active array
+    module is NumPy (the kernels read host memory; another backend keeps its own ops)."""
+    return _enabled and backend.active().__name__ == "numpy"
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The numba kernels behind `shenjing.ops.compiled` (imported only through `kernels()`).
+"""The numba kernels behind `shenjing.compiled` (imported only through `kernels()`).
 
 All take C-contiguous float32 arrays. Each LSTM kernel does one step's whole gate math in
 one pass over the (H, N) block; the formulas are those of the NumPy path in ops/rnn.py,
