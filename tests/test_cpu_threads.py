@@ -220,9 +220,9 @@ def test_blas_runs_one_thread_inside_gemm_sections_and_is_restored(forced):
         pytest.skip("BLAS thread count not controllable here")
     sj.set_num_threads(2)
 
-    def blas_threads():
+    def blas_threads():  # of the library shenjing controls (NumPy's; scipy's may be loaded)
         return next(i["num_threads"] for i in threadpoolctl.threadpool_info()
-                    if i["user_api"] == "blas" and "torch" not in i["filepath"])
+                    if i["filepath"] == cpu_threads._BLAS.filepath)
 
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
         inside: list = []
