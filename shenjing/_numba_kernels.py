@@ -14,7 +14,7 @@ from numba.core import types
 from numba.extending import intrinsic
 
 f32 = np.float32
-ONE, TWO = f32(1.0), f32(2.0)
+ZERO, ONE, TWO = f32(0.0), f32(1.0), f32(2.0)
 
 # No 'reassoc': it would merge the two-constant ln 2 reduction and cost 30x the accuracy.
 _FASTMATH = {"contract", "afn", "arcp", "nsz"}
@@ -89,3 +89,60 @@ def lstm_backward_step(G, t, tcs, cs, prev, dh, dc, dG):
             dG[2 * H + r, t, n] = d_c * i * (ONE - g * g)
             dG[3 * H + r, t, n] = d_h * tc * o * (ONE - o)
             dc[r, n] = d_c * f
+
+
+NO_ROUTE = np.uint8(255)  # a window whose gradient goes nowhere (fused ReLU: max <= 0)
+ROUTE_NONE = np.int32(255)
+
+
+@_jit
+def max_pool_forward(x, kh, kw, relu, out, code):
+    """Non-overlapping kh x kw max pooling (stride = kernel, no padding) of the (C, H, W, N)
+    frame x into out (C, oh, ow, N), and into code the scan-order index of each window's
+    first maximum (torch's tie rule); with `relu`, out = max(max, 0) and windows whose max
+    is not positive get NO_ROUTE. A NaN maximum (NumPy's propagation) routes nowhere too,
+    as in the NumPy kernel, whose routing compares values for equality."""
+    C, oh, ow, N = out.shape
+    win = np.empty(N, np.int32)  # int32 while scanning: a uint8 select does not vectorize
+    for c in range(C):
+        for i in range(oh):
+            for j in range(ow):
+                o, first = out[c, i, j], x[c, i * kh, j * kw]
+                for n in range(N):
+                    o[n] = first[n]
+                    win[n] = 0
+                for k in range(1, kh * kw):
+                    src = x[c, i * kh + k // kw, j * kw + k % kw]
+                    kk = np.int32(k)
+                    for n in range(N):  # selects, not branches: the loop vectorizes
+                        v, m = src[n], o[n]
+                        better = (v > m) | ((v != v) & (m == m))
+                        o[n] = v if better else m
+                        win[n] = kk if better else win[n]
+                for n in range(N):
+                    m = o[n]
+                    win[n] = win[n] if (m == m) & ((not relu) | (m > 0)) else ROUTE_NONE
+                    o[n] = ZERO if relu & (m <= 0) else m
+                cd = code[c, i, j]
+                for n in range(N):
+                    cd[n] = np.uint8(win[n])
+
+
+@_jit
+def max_pool_backward(g, code, kh, kw, dx):
+    """Route g (C, oh, ow, N) to each window's recorded maximum in dx (C, H, W, N), writing
+    every element of dx once (zeros elsewhere, including rows and columns no window covers)."""
+    C, oh, ow, N = g.shape
+    H, W = dx.shape[1], dx.shape[2]
+    for c in range(C):
+        for i in range(oh):
+            for j in range(ow):
+                gs, cd = g[c, i, j], code[c, i, j]
+                for k in range(kh * kw):
+                    d = dx[c, i * kh + k // kw, j * kw + k % kw]
+                    for n in range(N):
+                        d[n] = gs[n] if cd[n] == k else ZERO
+            for w in range(ow * kw, W):
+                dx[c, i * kh:(i + 1) * kh, w] = ZERO
+        for h in range(oh * kh, H):
+            dx[c, h] = ZERO

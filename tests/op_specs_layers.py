@@ -74,6 +74,11 @@ OPS_LAYERS = [
         distinct=True),
     row("max_pool2d_overlap", lambda lib, x: _F(lib).max_pool2d(x, 3, stride=2, padding=1),
         [(1, 2, 7, 7)], P.MaxPool, distinct=True),
+    # nn.Sequential runs ReLU + max pool as one MaxPool(relu=True) op
+    row("relu_max_pool2d_fused", lambda lib, x: lib.nn.Sequential(
+        lib.nn.ReLU(), lib.nn.MaxPool2d((2, 3)))(x), [(2, 3, 7, 8)], P.MaxPool, distinct=True),
+    row("relu_max_pool1d_fused", lambda lib, x: lib.nn.Sequential(
+        lib.nn.ReLU(), lib.nn.MaxPool1d(3))(x), [(2, 3, 10)], P.MaxPool, distinct=True),
     row("avg_pool2d", lambda lib, x: _F(lib).avg_pool2d(x, 3, stride=2, padding=1,
                                                         count_include_pad=False),
         [(2, 2, 7, 7)], P.AvgPool),

@@ -253,3 +253,111 @@ def test_errors_name_the_layer_and_sizes():
         F.max_pool1d(sj.zeros(1, 1, 8), 0)
     with pytest.raises(TypeError, match="expected a floating-point input"):
         F.max_pool2d(sj.zeros(1, 1, 4, 4, dtype=sj.int64), 2)
+
+
+# ----------------------------------------------------------------------------- compiled kernel
+# and nn.Sequential's ReLU + max pool fusion (MaxPool(relu=True))
+
+@pytest.fixture(params=["numpy", "compiled"])
+def pool_path(request):
+    """Run a test on the NumPy pooling kernels and on the compiled (numba) ones."""
+    from shenjing import compiled
+    if request.param == "compiled" and not compiled.available():
+        pytest.skip("numba is not installed (pip install numba): compiled kernels untested")
+    with compiled.use_compiled(request.param == "compiled"):
+        yield request.param
+
+
+def _pair_of_pools(torch, kernel, relu):
+    one = len(kernel) == 1
+    sj_pool = (nn.MaxPool1d if one else nn.MaxPool2d)(kernel)
+    t_pool = (torch.nn.MaxPool1d if one else torch.nn.MaxPool2d)(kernel)
+    if relu:
+        return nn.Sequential(nn.ReLU(), sj_pool), torch.nn.Sequential(torch.nn.ReLU(), t_pool)
+    return sj_pool, t_pool
+
+
+@pytest.mark.parametrize("relu", [False, True], ids=["pool", "relu-pool"])
+@pytest.mark.parametrize("shape,kernel", [((4, 3, 11, 11), (2, 2)), ((2, 5, 9, 13), (3, 2)),
+                                          ((3, 2, 8, 8), (4, 4)), ((2, 3, 10), (3,))])
+@pytest.mark.parametrize("frame", [False, True], ids=["nchw", "frame"])
+def test_non_overlapping_max_pool_paths_equal_torch_exactly(pool_path, relu, shape, kernel,
+                                                            frame):
+    """Tie-heavy inputs (one decimal), odd sizes with uncovered rows/columns, NCHW input or
+    the batch-innermost frame a conv produces: values and gradients bit-identical to torch."""
+    torch = _torch()
+    rng = np.random.default_rng(7)
+    x_np = np.round(rng.standard_normal(shape), 1).astype(np.float32)
+    if frame:  # the memory layout of a conv output (see ops/conv.py)
+        perm = (1,) + tuple(range(2, len(shape))) + (0,)
+        x_np = np.ascontiguousarray(x_np.transpose(perm)).transpose(np.argsort(perm))
+    m, tm = _pair_of_pools(torch, kernel, relu)
+    x, xt = sj.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
+    y, yt = m(x), tm(xt)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(sj.tensor(g))
+    yt.backward(torch.tensor(g))
+    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
+    np.testing.assert_array_equal(x.grad.numpy(), xt.grad.numpy())
+
+
+def test_compiled_pool_keeps_a_byte_per_output_not_the_input(monkeypatch):
+    from shenjing import compiled
+    pytest.importorskip("numba")
+    calls = []
+    kern = compiled.kernels()
+    real = kern.max_pool_forward
+    monkeypatch.setattr(kern, "max_pool_forward", lambda *a: calls.append(1) or real(*a))
+    x = sj.tensor(np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32),
+                  requires_grad=True)
+    with compiled.use_compiled(True):
+        y = nn.MaxPool2d(2)(x)
+    (saved,) = y.grad_fn.saved
+    assert calls == [1] and saved.dtype == np.uint8 and saved.shape == (3, 3, 3, 2)
+
+
+def test_nan_window_gives_nan_and_the_same_gradient_on_both_paths():
+    from shenjing import compiled
+    pytest.importorskip("numba")
+    x_np = np.arange(2 * 1 * 4 * 4, dtype=np.float32).reshape(2, 1, 4, 4)
+    x_np[0, 0, 1, 1] = np.nan
+    results = []
+    for flag in (False, True):
+        x = sj.tensor(x_np, requires_grad=True)
+        with compiled.use_compiled(flag):
+            y = F.max_pool2d(x, 2)
+        y.backward(sj.ones_like(y))
+        results.append((y.numpy(), x.grad.numpy()))
+    assert np.isnan(results[0][0][0, 0, 0, 0]) and np.isnan(results[1][0][0, 0, 0, 0])
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_sequential_runs_relu_then_max_pool_as_one_op():
+    conv = nn.Conv2d(1, 2, 3)
+    seq = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(2))
+    x = sj.randn(2, 1, 8, 8)
+    y = seq(x)
+    assert type(y.grad_fn).__name__ == "MaxPool" and y.grad_fn.inputs[0].grad_fn is not None
+    assert type(y.grad_fn.inputs[0].grad_fn).__name__ == "Conv"  # no ReLU node between
+    unfused = F.max_pool2d(sj.nn.functional.relu(conv(x)), 2)
+    np.testing.assert_array_equal(y.detach().numpy(), unfused.detach().numpy())
+
+
+def test_hooked_or_custom_relu_and_indices_pool_are_not_fused():
+    x = sj.randn(2, 3, 6, 6)
+    relu = nn.ReLU()
+    seen = []
+    relu.register_forward_hook(lambda mod, args, out: seen.append(out.numpy().min()))
+    y = nn.Sequential(relu, nn.MaxPool2d(2))(x)
+    assert seen == [0.0]  # the hook saw the ReLU's own output
+    np.testing.assert_array_equal(y.numpy(), np.maximum(F.max_pool2d(x, 2).numpy(), 0))
+
+    class Doubling(nn.ReLU):
+        def forward(self, t):
+            return t * 2
+
+    y2 = nn.Sequential(Doubling(), nn.MaxPool2d(2))(x)
+    np.testing.assert_array_equal(y2.numpy(), F.max_pool2d(x * 2, 2).numpy())
+    out, idx = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True))(x)
+    assert idx.dtype == np.int64 and out.shape == idx.shape

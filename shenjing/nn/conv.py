@@ -150,9 +150,11 @@ class _MaxPoolNd(Module):
         self.padding, self.dilation = padding, dilation
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
-    def forward(self, input: Tensor):
+    def forward(self, input: Tensor, relu: bool = False):
+        """`relu=True`: this pool applied to relu(input), in one op (nn.Sequential's fusion)."""
         return P.max_pool_apply(self._nd, type(self).__name__, input, self.kernel_size, self.stride,
-                           self.padding, self.dilation, self.ceil_mode, self.return_indices)
+                                self.padding, self.dilation, self.ceil_mode, self.return_indices,
+                                relu)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding},"

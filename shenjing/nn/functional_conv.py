@@ -149,9 +149,13 @@ def pool_args(nd: int, name: str, x, kernel_size, stride, padding, dilation, cei
     return k, s, p, d
 
 
-def max_pool_apply(nd, name, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+def max_pool_apply(nd, name, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                   relu=False):
+    """Max pooling after argument checks; `relu=True` (nn.Sequential's ReLU + max pool
+    fusion) returns relu of the pooled values, = the pool of relu(x), in one op."""
     k, s, p, d = pool_args(nd, name, x, kernel_size, stride, padding, dilation, ceil_mode, True)
-    out = MaxPool.apply(x, kernel=k, stride=s, padding=p, dilation=d, ceil_mode=bool(ceil_mode))
+    out = MaxPool.apply(x, kernel=k, stride=s, padding=p, dilation=d, ceil_mode=bool(ceil_mode),
+                        relu=relu)
     if not return_indices:
         return out
     geo = _PoolGeom(x.shape, k, s, p, d, bool(ceil_mode))

@@ -126,9 +126,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward() method")
 
     def __call__(self, *args, **kwargs):
-        d = self.__dict__
-        if not (d.get("_forward_hooks") or d.get("_forward_pre_hooks")
-                or d.get("_backward_hooks") or d.get("_backward_pre_hooks")):
+        if not _has_hooks(self):
             return self.forward(*args, **kwargs)
         return self._call_with_hooks(args, kwargs)
 
@@ -401,6 +399,23 @@ class Module:
         return head + "\n" + "\n".join(lines) + "\n)"
 
 
+def _has_hooks(m: Module) -> bool:
+    d = m.__dict__
+    return bool(d.get("_forward_hooks") or d.get("_forward_pre_hooks")
+                or d.get("_backward_hooks") or d.get("_backward_pre_hooks"))
+
+
+def _relu_then_max_pool(a: Module, b: Module) -> bool:
+    """A plain nn.ReLU followed by a max pool without indices, neither hooked: Sequential
+    runs the pair as the pool's one `relu=True` op (same values and gradients, no
+    full-size ReLU output or backward pass: seed-000 CNN step, benchmarks/RESULTS.md)."""
+    from .conv import MaxPool1d, MaxPool2d
+    from .layers import ReLU
+
+    return (type(a) is ReLU and type(b) in (MaxPool1d, MaxPool2d) and not b.return_indices
+            and not _has_hooks(a) and not _has_hooks(b))
+
+
 class Sequential(Module):
     """Modules applied in order; built from modules or an OrderedDict of named modules."""
 
@@ -417,8 +432,15 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
+        mods = list(self._modules.values())
+        i = 0
+        while i < len(mods):
+            if i + 1 < len(mods) and _relu_then_max_pool(mods[i], mods[i + 1]):
+                x = mods[i + 1].forward(x, relu=True)  # one op: no full-size ReLU output
+                i += 2
+            else:
+                x = mods[i](x)
+                i += 1
         return x
 
     def __getitem__(self, idx):

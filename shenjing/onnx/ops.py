@@ -370,8 +370,9 @@ def _pool_common(step: Step) -> dict:
 
 @handles("MaxPool")
 def _max_pool(E: Emitter, step: Step) -> list:
-    return [E.node("MaxPool", [E.name(step.inputs[0])], dilations=list(step.attrs["dilation"]),
-                   **_pool_common(step))]
+    out = E.node("MaxPool", [E.name(step.inputs[0])], dilations=list(step.attrs["dilation"]),
+                 **_pool_common(step))
+    return [E.node("Relu", [out]) if step.attrs.get("relu") else out]  # Sequential's fusion
 
 
 @handles("AvgPool")

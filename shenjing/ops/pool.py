@@ -18,6 +18,7 @@ import math
 
 from ..autograd.engine import Function
 from ..backend import xp
+from .. import compiled
 from ..cpu_threads import parallel_for, worth_splitting
 from .window import _frame, _nchw, _offsets, _out_size, _scratch, _un_nchw
 
@@ -125,28 +126,50 @@ def _slice_reduce(views: list, ufunc, shape: tuple, dtype) -> xp.ndarray:
 
 
 class MaxPool(Function):
-    """Max pooling (1-D or 2-D); padded positions are -inf, so they never win."""
+    """Max pooling (1-D or 2-D); padded positions are -inf, so they never win.
+
+    `relu=True` computes relu(max_pool(x)) (= max_pool(relu(x))) in one op: nn.Sequential
+    fuses a ReLU followed by a max pool into it, so the full-size ReLU output and its
+    backward pass never exist; the gradient is the pool's, masked where the output is 0.
+    Non-overlapping float32 windows run a compiled kernel when numba is on
+    (shenjing/compiled.py) that saves only a byte per output: the winner's offset.
+    """
 
     op_name = "max_pool2d"
 
     @staticmethod
     def forward(ctx, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1),
-                ceil_mode=False):
+                ceil_mode=False, relu=False):
         ctx.geo = geo = _PoolGeom(x.shape, kernel, stride, padding, dilation, ceil_mode)
         xpad = geo.frame(x, -math.inf)
+        shape = (xpad.shape[0],) + geo.out + (xpad.shape[3],)
+        ctx.relu, ctx.compiled = relu, _compiled_pool(geo, xpad)
+        if ctx.compiled:
+            out = _scratch.empty(shape, x.dtype)
+            code = xp.empty(shape, xp.uint8)
+            compiled.kernels().max_pool_forward(_scratch.copy(xpad), *geo.kernel, relu, out, code)
+            ctx.save_for_backward(code)
+            return geo.finish(out)
         if geo.tiled:
             out = geo.tiles(xpad).max(axis=(2, 4))
         else:
             views = [xpad[:, rs, cs] for rs, cs in geo.offsets()]
-            out = _slice_reduce(views, xp.maximum, (xpad.shape[0],) + geo.out + (xpad.shape[3],),
-                                x.dtype)
+            out = _slice_reduce(views, xp.maximum, shape, x.dtype)
         ctx.save_for_backward(xpad, out)
-        return geo.finish(out)
+        return geo.finish(xp.maximum(out, 0) if relu else out)
 
     @staticmethod
     def backward(ctx, g):
-        xpad, out = ctx.saved
         geo = ctx.geo
+        if ctx.compiled:
+            (code,) = ctx.saved
+            gi = _scratch.copy(_nchw(g, geo.nd).transpose(1, 2, 3, 0))
+            dx = _scratch.empty((gi.shape[0],) + geo.hw + (gi.shape[3],), g.dtype)
+            compiled.kernels().max_pool_backward(gi, code, *geo.kernel, dx)
+            return geo.crop(dx)
+        xpad, out = ctx.saved
+        if ctx.relu:
+            g = g * geo.finish(out > 0)
         gi, dxp = geo.grad_frame(g, zero=geo.tiled)
         if geo.tiled:
             kw = geo.kernel[1]
@@ -196,6 +219,13 @@ class MaxPool(Function):
 
         _by_channels(route, out.shape[0], dxp.nbytes + out.nbytes * (2 + 3 * len(offsets)))
         return geo.crop(dxp)
+
+
+def _compiled_pool(geo: _PoolGeom, xpad: xp.ndarray) -> bool:
+    """The compiled kernels apply: numba on, float32, windows that tile without padding or
+    dilation, fewer than 255 offsets per window (a byte each, 255 meaning "nowhere")."""
+    return (xpad.dtype == xp.float32 and geo.covered and not any(geo.pads)
+            and geo.kernel[0] * geo.kernel[1] < 255 and compiled.enabled())
 
 
 def _first_max_tiled(geo: _PoolGeom, xpad: xp.ndarray, out: xp.ndarray) -> xp.ndarray:
