@@ -96,8 +96,8 @@ ROUTE_NONE = np.int32(255)
 
 
 @_jit
-def max_pool_forward(x, kh, kw, relu, out, code):
-    """Non-overlapping kh x kw max pooling (stride = kernel, no padding) of the (C, H, W, N)
+def max_pool_forward(x, kh, kw, sh, sw, relu, out, code):
+    """kh x kw max pooling with strides (sh, sw), no padding or dilation, of the (C, H, W, N)
     frame x into out (C, oh, ow, N), and into code the scan-order index of each window's
     first maximum (torch's tie rule); with `relu`, out = max(max, 0) and windows whose max
     is not positive get NO_ROUTE. A NaN maximum (NumPy's propagation) routes nowhere too,
@@ -107,12 +107,12 @@ def max_pool_forward(x, kh, kw, relu, out, code):
     for c in range(C):
         for i in range(oh):
             for j in range(ow):
-                o, first = out[c, i, j], x[c, i * kh, j * kw]
+                o, first = out[c, i, j], x[c, i * sh, j * sw]
                 for n in range(N):
                     o[n] = first[n]
                     win[n] = 0
                 for k in range(1, kh * kw):
-                    src = x[c, i * kh + k // kw, j * kw + k % kw]
+                    src = x[c, i * sh + k // kw, j * sw + k % kw]
                     kk = np.int32(k)
                     for n in range(N):  # selects, not branches: the loop vectorizes
                         v, m = src[n], o[n]
@@ -129,20 +129,32 @@ def max_pool_forward(x, kh, kw, relu, out, code):
 
 
 @_jit
-def max_pool_backward(g, code, kh, kw, dx):
-    """Route g (C, oh, ow, N) to each window's recorded maximum in dx (C, H, W, N), writing
-    every element of dx once (zeros elsewhere, including rows and columns no window covers)."""
+def max_pool_backward(g, code, kh, kw, sh, sw, dx):
+    """Route g (C, oh, ow, N) to each window's recorded maximum in dx (C, H, W, N). Windows
+    that tile (stride = kernel) write every element of dx once, zeros included; others
+    (overlapping, or with gaps) add into dx after one zeroing pass."""
     C, oh, ow, N = g.shape
     H, W = dx.shape[1], dx.shape[2]
+    tiles = sh == kh and sw == kw
+    if not tiles:
+        flat = dx.reshape(-1)
+        for e in range(flat.size):
+            flat[e] = ZERO
     for c in range(C):
         for i in range(oh):
             for j in range(ow):
                 gs, cd = g[c, i, j], code[c, i, j]
                 for k in range(kh * kw):
-                    d = dx[c, i * kh + k // kw, j * kw + k % kw]
-                    for n in range(N):
-                        d[n] = gs[n] if cd[n] == k else ZERO
-            for w in range(ow * kw, W):
-                dx[c, i * kh:(i + 1) * kh, w] = ZERO
-        for h in range(oh * kh, H):
-            dx[c, h] = ZERO
+                    d = dx[c, i * sh + k // kw, j * sw + k % kw]
+                    if tiles:
+                        for n in range(N):
+                            d[n] = gs[n] if cd[n] == k else ZERO
+                    else:
+                        for n in range(N):
+                            d[n] += gs[n] if cd[n] == k else ZERO
+            if tiles:
+                for w in range(ow * kw, W):
+                    dx[c, i * kh:(i + 1) * kh, w] = ZERO
+        if tiles:
+            for h in range(oh * kh, H):
+                dx[c, h] = ZERO

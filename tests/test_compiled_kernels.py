@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import shenjing as sj
-from shenjing import nn
-from shenjing import compiled
+from shenjing import compiled, nn
 
 numba = pytest.importorskip("numba")
 

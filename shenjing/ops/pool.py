@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 
+from .. import compiled
 from ..autograd.engine import Function
 from ..backend import xp
-from .. import compiled
 from ..cpu_threads import parallel_for, worth_splitting
 from .window import _frame, _nchw, _offsets, _out_size, _scratch, _un_nchw
 
@@ -131,8 +131,8 @@ class MaxPool(Function):
     `relu=True` computes relu(max_pool(x)) (= max_pool(relu(x))) in one op: nn.Sequential
     fuses a ReLU followed by a max pool into it, so the full-size ReLU output and its
     backward pass never exist; the gradient is the pool's, masked where the output is 0.
-    Non-overlapping float32 windows run a compiled kernel when numba is on
-    (shenjing/compiled.py) that saves only a byte per output: the winner's offset.
+    Unpadded float32 pools run compiled kernels when numba is on (shenjing/compiled.py),
+    one pass each way, saving only a byte per output (the winner's offset), not the input.
     """
 
     op_name = "max_pool2d"
@@ -147,7 +147,8 @@ class MaxPool(Function):
         if ctx.compiled:
             out = _scratch.empty(shape, x.dtype)
             code = xp.empty(shape, xp.uint8)
-            compiled.kernels().max_pool_forward(_scratch.copy(xpad), *geo.kernel, relu, out, code)
+            compiled.kernels().max_pool_forward(_scratch.copy(xpad), *geo.kernel, *geo.stride,
+                                                relu, out, code)
             ctx.save_for_backward(code)
             return geo.finish(out)
         if geo.tiled:
@@ -165,7 +166,7 @@ class MaxPool(Function):
             (code,) = ctx.saved
             gi = _scratch.copy(_nchw(g, geo.nd).transpose(1, 2, 3, 0))
             dx = _scratch.empty((gi.shape[0],) + geo.hw + (gi.shape[3],), g.dtype)
-            compiled.kernels().max_pool_backward(gi, code, *geo.kernel, dx)
+            compiled.kernels().max_pool_backward(gi, code, *geo.kernel, *geo.stride, dx)
             return geo.crop(dx)
         xpad, out = ctx.saved
         if ctx.relu:
@@ -222,9 +223,9 @@ class MaxPool(Function):
 
 
 def _compiled_pool(geo: _PoolGeom, xpad: xp.ndarray) -> bool:
-    """The compiled kernels apply: numba on, float32, windows that tile without padding or
-    dilation, fewer than 255 offsets per window (a byte each, 255 meaning "nowhere")."""
-    return (xpad.dtype == xp.float32 and geo.covered and not any(geo.pads)
+    """The compiled kernels apply: numba on, float32, no padding or dilation, fewer than 255
+    offsets per window (a byte each, 255 meaning "nowhere")."""
+    return (xpad.dtype == xp.float32 and geo.dilation == (1, 1) and not any(geo.pads)
             and geo.kernel[0] * geo.kernel[1] < 255 and compiled.enabled())
 
 

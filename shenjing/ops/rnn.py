@@ -42,9 +42,9 @@ import math
 import weakref
 from functools import partial
 
+from .. import compiled
 from ..autograd import Function
 from ..backend import xp
-from .. import compiled
 
 __all__ = ["LSTMSequence", "GRUSequence", "RNNTanhSequence", "RNNReluSequence", "TakeRows"]
 
