@@ -1,20 +1,34 @@
-"""Compiled kernels (numba) for the few places where a profile shows NumPy cannot get there.
+"""Compiled kernels (a small C extension) for the few places where a profile shows NumPy
+cannot get there.
 
 Why: float32 `exp` runs at ~3.8 ns per element in NumPy on an AVX2 machine, twenty times a
 multiply, and an LSTM step makes five passes of it plus a dozen more elementwise passes over
-its gate block (benchmarks/RESULTS.md, "Issue 12"). One compiled loop per step does the whole
-gate math in one pass with an exp built from a polynomial that the compiler vectorizes
-(~1.2 ns per element, relative error below 2e-7).
+its gate block; a max pool makes kh*kw passes forward and twice that backward, and keeps its
+full-size input for them (benchmarks/RESULTS.md, "Issue 12"). One C loop per step (or per
+pool) does the same work in one pass, with an exp built from a polynomial that the compiler
+vectorizes (relative error below 2e-7).
 
-Optional by design: numba is an extra (`pip install shenjing[extras]`), imported on first
-use, never at `import shenjing`. Every caller keeps its NumPy path, used when numba is
-missing, when `SHENJING_COMPILED=0`, inside `use_compiled(False)`, or for dtypes other than
-float32; the tests run both paths and compare them.
+Optional by design: `shenjing/_ckernels.c` is built when the package is installed (setup.py)
+and loaded here through ctypes on first use. Every caller keeps its NumPy path, used when
+the extension is missing, when `SHENJING_COMPILED=0`, inside `use_compiled(False)`, for
+dtypes other than float32, or under a non-NumPy array module; the tests run both paths and
+compare them. Why C and not numba: importing numba and LLVM adds ~130 MB to a process,
+more than the whole peak of a small CNN's training step (measured; the issue's memory
+target is 0.7x PyTorch's peak).
+
+Kernels (arguments are NumPy arrays, C-contiguous float32 unless said, and ints):
+* `lstm_forward_step(G, t, bias, cs, prev, cur, tcs, h)`: gate math of step t; NumPy twin
+  `ops.rnn._lstm_gates` (which documents the layout).
+* `lstm_backward_step(G, t, tcs, cs, prev, dh, dc, dG)`: twin `ops.rnn._lstm_step_grads`.
+* `max_pool_forward(x, kh, kw, sh, sw, relu, out, code)` and
+  `max_pool_backward(g, code, kh, kw, sh, sw, dx)`: unpadded max pooling in the
+  (C, H, W, N) frame with a uint8 winner code per output; see `ops.pool.MaxPool`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import os
 
@@ -22,13 +36,14 @@ from . import backend
 
 __all__ = ["available", "enabled", "use_compiled", "kernels"]
 
-_AVAILABLE = importlib.util.find_spec("numba") is not None
+_SPEC = importlib.util.find_spec("shenjing._ckernels")
+_AVAILABLE = _SPEC is not None and _SPEC.origin is not None
 _enabled = _AVAILABLE and os.environ.get("SHENJING_COMPILED", "1") != "0"
 _kernels = None
 
 
 def available() -> bool:
-    """True when numba is installed."""
+    """True when the C extension was built at install."""
     return _AVAILABLE
 
 
@@ -43,8 +58,10 @@ def use_compiled(flag: bool):
     """Turn the compiled kernels on or off inside a `with` block (tests, A/B timing)."""
     global _enabled
     if flag and not _AVAILABLE:
-        raise RuntimeError("use_compiled(True) needs numba: pip install numba "
-                           "(or shenjing[extras]); without it shenjing runs its NumPy kernels")
+        raise RuntimeError("use_compiled(True): shenjing's C extension was not built (it needs "
+                           "a C compiler when shenjing is installed: reinstall with "
+                           "`pip install -e .` after `apt-get install gcc`); without it "
+                           "shenjing runs its NumPy kernels")
     before, _enabled = _enabled, bool(flag)
     try:
         yield
@@ -52,10 +69,61 @@ def use_compiled(flag: bool):
         _enabled = before
 
 
-def kernels():
-    """The compiled kernels module (compiled on first use, then loaded from numba's cache)."""
+def _ptr(a) -> int:
+    return a.__array_interface__["data"][0]
+
+
+class _Kernels:
+    """The extension's C functions with NumPy-array signatures."""
+
+    def __init__(self, path: str) -> None:
+        lib = ctypes.CDLL(path)
+        P, I = ctypes.c_void_p, ctypes.c_int64  # noqa: E741
+        C = ctypes.c_int
+        self._lstm_f = self._fn(lib.lstm_forward_step, [P] * 6 + [I] * 2)
+        self._lstm_b = self._fn(lib.lstm_backward_step, [P] * 6 + [I] * 4)
+        self._pool_f = self._fn(lib.max_pool_forward, [P] + [I] * 8 + [C, P, P, I, I, P])
+        self._pool_b = self._fn(lib.max_pool_backward, [P, P] + [I] * 8 + [P, I, I])
+
+    @staticmethod
+    def _fn(f, argtypes):
+        f.argtypes, f.restype = argtypes, None
+        return f
+
+    def lstm_forward_step(self, G, t, bias, cs, prev, cur, tcs, h) -> None:
+        H, N = h.shape
+        step = G.strides[0]
+        self._lstm_f(_ptr(G) + t * step, _ptr(bias), _ptr(cs) + prev * cs.strides[0],
+                     _ptr(cs) + cur * cs.strides[0], _ptr(tcs) + t * tcs.strides[0], _ptr(h),
+                     H, N)
+
+    def lstm_backward_step(self, G, t, tcs, cs, prev, dh, dc, dG) -> None:
+        H, N = dh.shape
+        self._lstm_b(_ptr(G) + t * G.strides[0], _ptr(tcs) + t * tcs.strides[0],
+                     _ptr(cs) + prev * cs.strides[0], _ptr(dh), _ptr(dc), _ptr(dG), t,
+                     dG.shape[1], H, N)
+
+    def max_pool_forward(self, x, kh, kw, sh, sw, relu, out, code) -> None:
+        C, H, W, N = x.shape
+        win = _scratch_ints(N)
+        self._pool_f(_ptr(x), C, H, W, N, kh, kw, sh, sw, int(relu), _ptr(out), _ptr(code),
+                     out.shape[1], out.shape[2], _ptr(win))
+
+    def max_pool_backward(self, g, code, kh, kw, sh, sw, dx) -> None:
+        C, oh, ow, N = g.shape
+        self._pool_b(_ptr(g), _ptr(code), C, oh, ow, N, kh, kw, sh, sw, _ptr(dx),
+                     dx.shape[1], dx.shape[2])
+
+
+def _scratch_ints(n: int):
+    import numpy as np  # the kernels are CPU-only: NumPy is the array module here
+
+    return np.empty(n, np.int32)
+
+
+def kernels() -> _Kernels:
+    """The compiled kernels (the extension is loaded on first use)."""
     global _kernels
     if _kernels is None:
-        from . import _numba_kernels
-        _kernels = _numba_kernels
+        _kernels = _Kernels(_SPEC.origin)
     return _kernels

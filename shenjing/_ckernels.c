@@ -1,0 +1,165 @@
+/* shenjing's compiled kernels: the places where a profile shows NumPy cannot get there
+ * (benchmarks/RESULTS.md, issue 12). Plain C on float32 arrays, called through ctypes from
+ * shenjing/compiled.py, which documents each function's Python twin and layout. Built at
+ * install as an optional extension; without it shenjing runs its NumPy kernels.
+ *
+ * Every loop's innermost index runs over contiguous memory with selects, not branches, so
+ * gcc vectorizes it. setup.py builds it for the installing machine (-march=native, as a
+ * local source build of NumPy would), retrying without that flag if the compiler refuses.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef int64_t idx;
+
+/* exp(x) in float32: x = n ln2 + r with |r| <= ln2/2, exp(r) by a degree-5 polynomial (our
+ * least-squares fit, relative error 1.7e-7), 2^n from exponent bits. x is clamped to
+ * [-87, 88], the normal range (NaN stays NaN), so the result is never inf, 0 or denormal.
+ * n comes from adding 1.5 * 2^23 (which rounds to an integer in the low mantissa bits), not
+ * from a float-to-int conversion: gcc does not vectorize that conversion after the clamp. */
+static inline float exp32(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    const float shifter = 12582912.0f;
+    float t = x * 1.4426950408889634f + shifter;
+    float n = t - shifter;
+    float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
+    float p = 0.00833385f * r + 0.04189862f;
+    p = p * r + 0.16666886f;
+    p = p * r + 0.49999142f;
+    p = 1.0f + r * (1.0f + r * p);
+    int32_t bits; /* memcpy compiles to a bitcast */
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits - 0x4B400000 + 127) << 23; /* 2^n as a float's bits */
+    float two_n;
+    memcpy(&two_n, &bits, sizeof two_n);
+    return p * two_n;
+}
+
+static inline float sigmoid_neg(float a) { return 1.0f / (1.0f + exp32(a)); } /* a = -pre */
+
+/* One LSTM step's gate math (see ops/rnn.py, whose feature-major layout this follows): g
+ * (4H, N) holds -pre (-2 pre for the cell gate) without bias and gets the activations
+ * i, f, g, o; bias (4H) is the scaled bias; c_t = f c_prev + i g; tc = tanh(c_t); h = o tc. */
+void lstm_forward_step(float *restrict g, const float *restrict bias, const float *restrict c_prev, float *restrict c,
+                              float *restrict tc, float *restrict h, idx H, idx N) {
+    for (idx r = 0; r < H; r++) {
+        float *restrict gi = g + r * N, *restrict gf = g + (H + r) * N, *restrict gg = g + (2 * H + r) * N,
+              *restrict go = g + (3 * H + r) * N;
+        const float bi = bias[r], bf = bias[H + r], bg = bias[2 * H + r], bo = bias[3 * H + r];
+        const float *restrict cp = c_prev + r * N;
+        float *restrict cc = c + r * N, *restrict tt = tc + r * N, *restrict hh = h + r * N;
+        for (idx n = 0; n < N; n++) {
+            float i = sigmoid_neg(gi[n] + bi), f = sigmoid_neg(gf[n] + bf);
+            float gv = 2.0f * sigmoid_neg(gg[n] + bg) - 1.0f, o = sigmoid_neg(go[n] + bo);
+            float cv = f * cp[n] + i * gv;
+            float t = 2.0f * sigmoid_neg(-2.0f * cv) - 1.0f;
+            gi[n] = i; gf[n] = f; gg[n] = gv; go[n] = o;
+            cc[n] = cv; tt[n] = t; hh[n] = o * t;
+        }
+    }
+}
+
+/* Pre-activation gradients of one LSTM step into column block t of dG (4H, T, N), from dh
+ * (H, N), the gradient reaching h_t, and dc (H, N), the one reaching c_t from later steps,
+ * which becomes the gradient reaching c_{t-1}. g (4H, N) holds the step's activations. */
+void lstm_backward_step(const float *restrict g, const float *restrict tc, const float *restrict c_prev,
+                               const float *restrict dh, float *restrict dc, float *restrict dG, idx t, idx T, idx H,
+                               idx N) {
+    for (idx r = 0; r < H; r++) {
+        const float *restrict gi = g + r * N, *restrict gf = g + (H + r) * N, *restrict gg = g + (2 * H + r) * N,
+                    *restrict go = g + (3 * H + r) * N;
+        const float *restrict tt = tc + r * N, *restrict cp = c_prev + r * N, *restrict d_h = dh + r * N;
+        float *restrict dcr = dc + r * N;
+        float *restrict di = dG + (r * T + t) * N, *restrict df = dG + ((H + r) * T + t) * N,
+              *restrict dg = dG + ((2 * H + r) * T + t) * N, *restrict d_o = dG + ((3 * H + r) * T + t) * N;
+        for (idx n = 0; n < N; n++) {
+            float i = gi[n], f = gf[n], gv = gg[n], o = go[n], tv = tt[n], hv = d_h[n];
+            float cv = dcr[n] + hv * o * (1.0f - tv * tv);
+            di[n] = cv * gv * i * (1.0f - i);
+            df[n] = cv * cp[n] * f * (1.0f - f);
+            dg[n] = cv * i * (1.0f - gv * gv);
+            d_o[n] = hv * tv * o * (1.0f - o);
+            dcr[n] = cv * f;
+        }
+    }
+}
+
+#define NO_ROUTE 255
+
+/* kh x kw max pooling with strides (sh, sw), no padding or dilation, of the (C, H, W, N)
+ * frame x into out (C, oh, ow, N), and into code the scan-order index of each window's first
+ * maximum (torch's tie rule). With relu, out = max(max, 0) and windows whose max is not
+ * positive get NO_ROUTE; a NaN maximum routes nowhere too (as the NumPy kernel, whose routing
+ * compares values for equality). win is scratch for N int32s (a uint8 select does not
+ * vectorize). */
+void max_pool_forward(const float *restrict x, idx C, idx H, idx W, idx N, idx kh, idx kw,
+                             idx sh, idx sw, int relu, float *restrict out, uint8_t *restrict code, idx oh,
+                             idx ow, int32_t *restrict win) {
+    for (idx c = 0; c < C; c++)
+        for (idx i = 0; i < oh; i++)
+            for (idx j = 0; j < ow; j++) {
+                float *restrict o = out + ((c * oh + i) * ow + j) * N;
+                const float *restrict first = x + ((c * H + i * sh) * W + j * sw) * N;
+                for (idx n = 0; n < N; n++) { o[n] = first[n]; win[n] = 0; }
+                for (idx k = 1; k < kh * kw; k++) {
+                    const float *restrict src = x + ((c * H + i * sh + k / kw) * W + j * sw + k % kw) * N;
+                    const int32_t kk = (int32_t)k;
+                    for (idx n = 0; n < N; n++) {
+                        float v = src[n], m = o[n];
+                        int better = (v > m) | ((v != v) & (m == m));
+                        o[n] = better ? v : m;
+                        win[n] = better ? kk : win[n];
+                    }
+                }
+                uint8_t *restrict cd = code + ((c * oh + i) * ow + j) * N;
+                for (idx n = 0; n < N; n++) {
+                    float m = o[n];
+                    int route = (m == m) & (!relu | (m > 0.0f));
+                    cd[n] = (uint8_t)(route ? win[n] : NO_ROUTE);
+                    o[n] = (relu & (m <= 0.0f)) ? 0.0f : m;
+                }
+            }
+}
+
+/* Route g (C, oh, ow, N) to each window's recorded maximum in dx (C, H, W, N). Windows that
+ * tile (stride = kernel) write every element of dx once, zeros included; others (overlapping,
+ * or with gaps) add into dx after one zeroing pass. */
+void max_pool_backward(const float *restrict g, const uint8_t *restrict code, idx C, idx oh, idx ow,
+                              idx N, idx kh, idx kw, idx sh, idx sw, float *restrict dx, idx H, idx W) {
+    const int tiles = sh == kh && sw == kw;
+    if (!tiles) memset(dx, 0, sizeof(float) * (size_t)(C * H * W * N));
+    for (idx c = 0; c < C; c++) {
+        for (idx i = 0; i < oh; i++) {
+            for (idx j = 0; j < ow; j++) {
+                const float *restrict gs = g + ((c * oh + i) * ow + j) * N;
+                const uint8_t *restrict cd = code + ((c * oh + i) * ow + j) * N;
+                for (idx k = 0; k < kh * kw; k++) {
+                    float *restrict d = dx + ((c * H + i * sh + k / kw) * W + j * sw + k % kw) * N;
+                    const uint8_t kk = (uint8_t)k;
+                    if (tiles)
+                        for (idx n = 0; n < N; n++) d[n] = cd[n] == kk ? gs[n] : 0.0f;
+                    else
+                        for (idx n = 0; n < N; n++) d[n] += cd[n] == kk ? gs[n] : 0.0f;
+                }
+            }
+            if (tiles)  /* columns right of the last window, in this row band */
+                for (idx r = i * kh; r < (i + 1) * kh; r++)
+                    memset(dx + ((c * H + r) * W + ow * kw) * N, 0,
+                           sizeof(float) * (size_t)((W - ow * kw) * N));
+        }
+        if (tiles)  /* rows below the last window */
+            memset(dx + (c * H + oh * kh) * W * N, 0,
+                   sizeof(float) * (size_t)((H - oh * kh) * W * N));
+    }
+}
+
+/* A Python extension only so that pip builds it with the package; the functions above are
+ * called through ctypes. */
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ckernels",
+                                    "shenjing's compiled kernels (called through ctypes)", -1,
+                                    NULL};
+
+PyMODINIT_FUNC PyInit__ckernels(void) { return PyModule_Create(&module); }
