@@ -10,6 +10,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 typedef int64_t idx;
@@ -154,6 +155,47 @@ void max_pool_backward(const float *restrict g, const uint8_t *restrict code, id
             memset(dx + (c * H + oh * kh) * W * N, 0,
                    sizeof(float) * (size_t)((H - oh * kh) * W * N));
     }
+}
+
+/* The optimizer steps below round as the NumPy kernels do (no fused multiply-adds), so both
+ * paths give the same bits (tested), and the trajectories stay torch's. */
+#pragma GCC optimize("fp-contract=off")
+
+/* One Adam step over n elements in one pass (torch.optim.Adam's algorithm as written in
+ * optim/adaptive.py's NumPy kernel, in the same operation order): decay multiplies p first
+ * (AdamW; 1 otherwise); the gradient is negated when maximizing, plus l2 * p (L2 decay);
+ * m = m + (g - m) w1; v = beta2 v + (w2 g) g; with vmax (amsgrad) the running max of v is
+ * used; p += (m / (sqrt(v) + eps_scaled)) * neg_step. w1 = 1 - beta1 and w2 = 1 - beta2
+ * come rounded from double, as NumPy rounds them. */
+static inline void adam_element(float *restrict p, const float *restrict g, float *restrict m,
+                                float *restrict v, float *restrict vmax, idx i, float w1,
+                                float beta2, float w2, float decay, float l2, int maximize,
+                                float eps_scaled, float neg_step) {
+    float x = p[i] * decay;
+    float gi = maximize ? -g[i] : g[i];
+    gi = l2 != 0.0f ? x * l2 + gi : gi;
+    float mi = m[i] + (gi - m[i]) * w1;
+    float vi = v[i] * beta2 + (gi * w2) * gi;
+    m[i] = mi;
+    v[i] = vi;
+    if (vmax) {
+        vi = vmax[i] > vi ? vmax[i] : vi;
+        vmax[i] = vi;
+    }
+    p[i] = x + (mi / (sqrtf(vi) + eps_scaled)) * neg_step;
+}
+
+void adam_step(float *restrict p, const float *restrict g, float *restrict m,
+               float *restrict v, float *restrict vmax, idx n, float w1, float beta2, float w2,
+               float decay, float l2, int maximize, float eps_scaled, float neg_step) {
+    if (vmax)
+        for (idx i = 0; i < n; i++)
+            adam_element(p, g, m, v, vmax, i, w1, beta2, w2, decay, l2, maximize, eps_scaled,
+                         neg_step);
+    else
+        for (idx i = 0; i < n; i++)
+            adam_element(p, g, m, v, NULL, i, w1, beta2, w2, decay, l2, maximize, eps_scaled,
+                         neg_step);
 }
 
 /* A Python extension only so that pip builds it with the package; the functions above are

@@ -23,6 +23,8 @@ Kernels (arguments are NumPy arrays, C-contiguous float32 unless said, and ints)
 * `max_pool_forward(x, kh, kw, sh, sw, relu, out, code)` and
   `max_pool_backward(g, code, kh, kw, sh, sw, dx)`: unpadded max pooling in the
   (C, H, W, N) frame with a uint8 winner code per output; see `ops.pool.MaxPool`.
+* `adam_step(x, g, m, v, v_max, beta1, beta2, decay, l2, maximize, eps_scaled, neg_step)`:
+  one pass of Adam over a parameter; twin `optim.adaptive._adam_kernel`.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ class _Kernels:
         self._lstm_b = self._fn(lib.lstm_backward_step, [P] * 6 + [I] * 4)
         self._pool_f = self._fn(lib.max_pool_forward, [P] + [I] * 8 + [C, P, P, I, I, P])
         self._pool_b = self._fn(lib.max_pool_backward, [P, P] + [I] * 8 + [P, I, I])
+        F = ctypes.c_float
+        self._adam = self._fn(lib.adam_step, [P] * 5 + [I, F, F, F, F, F, C, F, F])
 
     @staticmethod
     def _fn(f, argtypes):
@@ -113,6 +117,13 @@ class _Kernels:
         C, oh, ow, N = g.shape
         self._pool_b(_ptr(g), _ptr(code), C, oh, ow, N, kh, kw, sh, sw, _ptr(dx),
                      dx.shape[1], dx.shape[2])
+
+
+    def adam_step(self, x, g, m, v, v_max, beta1, beta2, decay, l2, maximize, eps_scaled,
+                  neg_step) -> None:
+        self._adam(_ptr(x), _ptr(g), _ptr(m), _ptr(v), None if v_max is None else _ptr(v_max),
+                   x.size, 1.0 - beta1, beta2, 1.0 - beta2, decay, l2, int(maximize),
+                   eps_scaled, neg_step)
 
 
 def _scratch_ints(n: int):

@@ -409,11 +409,18 @@ def _relu_then_max_pool(a: Module, b: Module) -> bool:
     """A plain nn.ReLU followed by a max pool without indices, neither hooked: Sequential
     runs the pair as the pool's one `relu=True` op (same values and gradients, no
     full-size ReLU output or backward pass: seed-000 CNN step, benchmarks/RESULTS.md)."""
-    from .conv import MaxPool1d, MaxPool2d
-    from .layers import ReLU
+    global _FUSABLE
+    if _FUSABLE is None:  # late: layers import this module
+        from .conv import MaxPool1d, MaxPool2d
+        from .layers import ReLU
 
-    return (type(a) is ReLU and type(b) in (MaxPool1d, MaxPool2d) and not b.return_indices
+        _FUSABLE = (ReLU, (MaxPool1d, MaxPool2d))
+    relu, pools = _FUSABLE
+    return (type(a) is relu and type(b) in pools and not b.return_indices
             and not _has_hooks(a) and not _has_hooks(b))
+
+
+_FUSABLE = None
 
 
 class Sequential(Module):
