@@ -175,6 +175,48 @@ void copy_unit_first(const float *restrict src, float *restrict dst, idx ni, idx
             }
 }
 
+/* Dropout's keep mask from NumPy's PCG64 stream, bit for bit: `state` holds the 128-bit
+ * LCG state and increment as (state_hi, state_lo, inc_hi, inc_lo) and is advanced in place.
+ * Each step is NumPy's (state = state * M + inc, then the XSL-RR output); a 64-bit word gives
+ * two uint32s, low half first, as `random_raw(...).view(uint32)` does; keep = u >= threshold.
+ * (n + 1) / 2 words are drawn, as the NumPy path draws. */
+void dropout_keep_pcg64(uint64_t *state, uint8_t *restrict keep, idx n, uint32_t threshold) {
+    typedef unsigned __int128 u128;
+    const u128 mult = ((u128)2549297995355413924ULL << 64) | 4865540595714422341ULL;
+    const u128 inc = ((u128)state[2] << 64) | state[3];
+    u128 s = ((u128)state[0] << 64) | state[1];
+    idx words = (n + 1) / 2;
+    /* Four interleaved chains, each jumping four steps (s -> mult^4 s + inc (1 + mult +
+     * mult^2 + mult^3)), so the four 128-bit multiplies of a round run in parallel. */
+    const u128 m2 = mult * mult, m4 = m2 * m2;
+    const u128 c4 = inc * (1 + mult + m2 + m2 * mult);
+    u128 c0 = s * mult + inc, c1 = c0 * mult + inc, c2 = c1 * mult + inc, c3 = c2 * mult + inc;
+    idx w0 = 0;
+#define PCG_OUT(st) ({ uint64_t x_ = (uint64_t)((st) >> 64) ^ (uint64_t)(st); \
+                       unsigned r_ = (unsigned)((st) >> 122); \
+                       (x_ >> r_) | (x_ << ((64 - r_) & 63)); })
+#define KEEP2(i, w) (keep[i] = (uint32_t)(w) >= threshold, \
+                     keep[(i) + 1] = (uint32_t)((w) >> 32) >= threshold)
+    for (; w0 + 4 <= n / 2; w0 += 4) { /* whole rounds: 8 mask bytes, no tail checks */
+        uint64_t a0 = PCG_OUT(c0), a1 = PCG_OUT(c1), a2 = PCG_OUT(c2), a3 = PCG_OUT(c3);
+        KEEP2(2 * w0, a0); KEEP2(2 * w0 + 2, a1); KEEP2(2 * w0 + 4, a2); KEEP2(2 * w0 + 6, a3);
+        s = c3;
+        c0 = c0 * m4 + c4; c1 = c1 * m4 + c4; c2 = c2 * m4 + c4; c3 = c3 * m4 + c4;
+    }
+    u128 rest[4] = {c0, c1, c2, c3};
+    for (int j = 0; w0 + j < words; j++) { /* the last words, one at a time */
+        uint64_t w = PCG_OUT(rest[j]);
+        idx i = 2 * (w0 + j);
+        keep[i] = (uint32_t)w >= threshold;
+        if (i + 1 < n) keep[i + 1] = (uint32_t)(w >> 32) >= threshold;
+        s = rest[j];
+    }
+#undef PCG_OUT
+#undef KEEP2
+    state[0] = (uint64_t)(s >> 64);
+    state[1] = (uint64_t)s;
+}
+
 /* The optimizer steps below round as the NumPy kernels do (no fused multiply-adds), so both
  * paths give the same bits (tested), and the trajectories stay torch's. */
 #pragma GCC optimize("fp-contract=off")

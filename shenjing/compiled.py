@@ -25,6 +25,8 @@ Kernels (arguments are NumPy arrays, C-contiguous float32 unless said, and ints)
   (C, H, W, N) frame with a uint8 winner code per output; see `ops.pool.MaxPool`.
 * `copy_unit_first(a, out)`: a C-contiguous copy of a 3-D view whose first axis has unit
   stride (a conv's batch-innermost output seen as (N, T, E)); twin `xp.copyto`.
+* `dropout_keep(bit_generator, keep, threshold)`: dropout's bool mask from NumPy's PCG64
+  stream, bit for bit; twin `ops.nn_ops.dropout_keep`.
 * `adam_step(x, g, m, v, v_max, beta1, beta2, decay, l2, maximize, eps_scaled, neg_step)`:
   one pass of Adam over a parameter; twin `optim.adaptive._adam_kernel`.
 """
@@ -89,6 +91,7 @@ class _Kernels:
         self._pool_f = self._fn(lib.max_pool_forward, [P] + [I] * 8 + [C, P, P, I, I, P])
         self._pool_b = self._fn(lib.max_pool_backward, [P, P] + [I] * 8 + [P, I, I])
         self._copy_uf = self._fn(lib.copy_unit_first, [P, P] + [I] * 5)
+        self._keep = self._fn(lib.dropout_keep_pcg64, [P, P, I, ctypes.c_uint32])
         F = ctypes.c_float
         self._adam = self._fn(lib.adam_step, [P] * 5 + [I, F, F, F, F, F, C, F, F])
 
@@ -135,6 +138,22 @@ class _Kernels:
         item = a.itemsize
         self._copy_uf(_ptr(a), _ptr(out), ni, nb, nj, a.strides[1] // item,
                       a.strides[2] // item)
+
+
+    def dropout_keep(self, bit_generator, keep, threshold: int) -> None:
+        """Fill the bool array `keep` from a NumPy PCG64 bit generator's stream (advancing
+        it exactly as `random_raw((keep.size + 1) // 2)` would)."""
+        import numpy as np
+
+        st = bit_generator.state
+        s, inc = st["state"]["state"], st["state"]["inc"]
+        words = np.array([s >> 64, s & _MASK64, inc >> 64, inc & _MASK64], np.uint64)
+        self._keep(_ptr(words), _ptr(keep), keep.size, threshold)
+        st["state"]["state"] = (int(words[0]) << 64) | int(words[1])
+        bit_generator.state = st
+
+
+_MASK64 = (1 << 64) - 1
 
 
 def _scratch_ints(n: int):

@@ -146,3 +146,22 @@ def test_embedding_gradient_through_a_conv1d_equals_the_numpy_path():
         grads.append(emb.weight.grad.numpy())
     assert np.abs(grads[0]).sum() > 0
     np.testing.assert_array_equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 17, 1000, 100_003])
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.999999])
+def test_dropout_mask_is_numpys_pcg64_stream_bit_for_bit(n, p):
+    """Same masks and the same generator state afterwards: a seeded run draws the same
+    dropout masks with or without the extension."""
+    from shenjing.ops.nn_ops import dropout_keep
+    gens = [np.random.default_rng(n), np.random.default_rng(n)]
+    for g in gens:
+        g.random(3)  # not at the start of the stream
+    masks = []
+    for flag, g in zip((True, False), gens):
+        with compiled.use_compiled(flag):
+            masks.append(dropout_keep(g, (n,), p))
+    np.testing.assert_array_equal(masks[0], masks[1])
+    assert masks[0].dtype == bool
+    assert gens[0].bit_generator.state == gens[1].bit_generator.state
+    assert gens[0].random() == gens[1].random()

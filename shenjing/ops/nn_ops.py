@@ -168,9 +168,14 @@ def dropout_keep(rng, shape: tuple, p: float) -> xp.ndarray:
     n = math.prod(shape)
     if p >= 1.0:
         return xp.zeros(shape, dtype=bool)
-    words = rng.bit_generator.random_raw((n + 1) // 2).view(xp.uint32)[:n]
-    threshold = xp.uint32(min(round(p * 4294967296.0), 4294967295))
-    return xp.greater_equal(words, threshold).reshape(shape)
+    threshold = min(round(p * 4294967296.0), 4294967295)
+    bg = rng.bit_generator
+    if type(bg).__name__ == "PCG64" and compiled.enabled():  # the same stream, in one pass
+        keep = xp.empty(shape, dtype=bool)
+        compiled.kernels().dropout_keep(bg, keep, threshold)
+        return keep
+    words = bg.random_raw((n + 1) // 2).view(xp.uint32)[:n]
+    return xp.greater_equal(words, xp.uint32(threshold)).reshape(shape)
 
 
 def apply_keep(x: xp.ndarray, keep: xp.ndarray, p: float) -> xp.ndarray:
