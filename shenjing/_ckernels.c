@@ -217,6 +217,13 @@ void dropout_keep_pcg64(uint64_t *state, uint8_t *restrict keep, idx n, uint32_t
     state[1] = (uint64_t)s;
 }
 
+/* Inverted dropout in one pass: out = (x * keep) * scale, the NumPy path's two passes in
+ * the same order (so -0 and NaN come out as there). */
+void apply_keep(const float *restrict x, const uint8_t *restrict keep, float *restrict out,
+                idx n, float scale) {
+    for (idx i = 0; i < n; i++) out[i] = (x[i] * (float)keep[i]) * scale;
+}
+
 /* The optimizer steps below round as the NumPy kernels do (no fused multiply-adds), so both
  * paths give the same bits (tested), and the trajectories stay torch's. */
 #pragma GCC optimize("fp-contract=off")

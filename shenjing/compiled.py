@@ -27,6 +27,7 @@ Kernels (arguments are NumPy arrays, C-contiguous float32 unless said, and ints)
   stride (a conv's batch-innermost output seen as (N, T, E)); twin `xp.copyto`.
 * `dropout_keep(bit_generator, keep, threshold)`: dropout's bool mask from NumPy's PCG64
   stream, bit for bit; twin `ops.nn_ops.dropout_keep`.
+* `apply_keep(x, keep, out, scale)`: inverted dropout, one pass; twin `ops.nn_ops.apply_keep`.
 * `adam_step(x, g, m, v, v_max, beta1, beta2, decay, l2, maximize, eps_scaled, neg_step)`:
   one pass of Adam over a parameter; twin `optim.adaptive._adam_kernel`.
 """
@@ -92,6 +93,7 @@ class _Kernels:
         self._pool_b = self._fn(lib.max_pool_backward, [P, P] + [I] * 8 + [P, I, I])
         self._copy_uf = self._fn(lib.copy_unit_first, [P, P] + [I] * 5)
         self._keep = self._fn(lib.dropout_keep_pcg64, [P, P, I, ctypes.c_uint32])
+        self._apply_keep = self._fn(lib.apply_keep, [P, P, P, I, ctypes.c_float])
         F = ctypes.c_float
         self._adam = self._fn(lib.adam_step, [P] * 5 + [I, F, F, F, F, F, C, F, F])
 
@@ -151,6 +153,10 @@ class _Kernels:
         self._keep(_ptr(words), _ptr(keep), keep.size, threshold)
         st["state"]["state"] = (int(words[0]) << 64) | int(words[1])
         bit_generator.state = st
+
+
+    def apply_keep(self, x, keep, out, scale) -> None:
+        self._apply_keep(_ptr(x), _ptr(keep), _ptr(out), x.size, scale)
 
 
 _MASK64 = (1 << 64) - 1

@@ -165,3 +165,18 @@ def test_dropout_mask_is_numpys_pcg64_stream_bit_for_bit(n, p):
     assert masks[0].dtype == bool
     assert gens[0].bit_generator.state == gens[1].bit_generator.state
     assert gens[0].random() == gens[1].random()
+
+
+def test_inverted_dropout_pass_gives_the_numpy_bits_including_nan_and_signed_zero():
+    from shenjing.ops.nn_ops import apply_keep
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(10_007).astype(np.float32)
+    x[:4] = [np.nan, np.inf, -1.0, -0.0]
+    keep = rng.random(x.size) < 0.7
+    keep[:4] = False
+    outs = []
+    for flag in (True, False):
+        with compiled.use_compiled(flag), np.errstate(invalid="ignore"):
+            outs.append(apply_keep(x, keep, 0.3))
+    np.testing.assert_array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32))
+    assert np.signbit(outs[0][2]) and np.isnan(outs[0][1])  # -1 * 0 = -0, inf * 0 = NaN
