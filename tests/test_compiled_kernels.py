@@ -180,3 +180,24 @@ def test_inverted_dropout_pass_gives_the_numpy_bits_including_nan_and_signed_zer
             outs.append(apply_keep(x, keep, 0.3))
     np.testing.assert_array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32))
     assert np.signbit(outs[0][2]) and np.isnan(outs[0][1])  # -1 * 0 = -0, inf * 0 = NaN
+
+
+def test_mixed_dtypes_reach_the_float32_kernels_as_float32():
+    """A float64 upstream gradient into a compiled pool, a float64 bias beside float32
+    weights into the compiled LSTM: converted, not misread as float32 bytes."""
+    from shenjing.ops.pool import MaxPool
+    from shenjing.ops.rnn import LSTMSequence
+    x = sj.tensor(np.arange(72, dtype=np.float32).reshape(2, 1, 6, 6), requires_grad=True)
+    y = MaxPool.apply(x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1),
+                      ceil_mode=False)
+    y.backward(sj.tensor(np.full(y.shape, 2.0)))
+    assert x.grad.dtype == np.float32 and x.grad.numpy().sum() == 2.0 * 18
+    assert x.grad.numpy()[0, 0, 1, 1] == 2.0  # the bottom-right of each window wins
+    r = np.random.default_rng(0)
+    args = [sj.tensor(r.random(s).astype(np.float32)) for s in [(3, 2, 4)]] + [None, None] + \
+        [sj.tensor(r.random(s).astype(np.float32)) for s in [(8, 4), (8, 2)]] + \
+        [sj.tensor(r.random(8)), sj.tensor(r.random(8))]
+    fast = LSTMSequence.apply(*args).numpy()
+    with compiled.use_compiled(False):
+        ref = LSTMSequence.apply(*args).numpy()
+    np.testing.assert_allclose(fast, ref, rtol=1e-6, atol=1e-7)

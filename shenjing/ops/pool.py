@@ -164,8 +164,9 @@ class MaxPool(Function):
         geo = ctx.geo
         if ctx.compiled:
             (code,) = ctx.saved
-            gi = _scratch.copy(_nchw(g, geo.nd).transpose(1, 2, 3, 0))
-            dx = _scratch.empty((gi.shape[0],) + geo.hw + (gi.shape[3],), g.dtype)
+            gi = _nchw(g, geo.nd).transpose(1, 2, 3, 0).astype(xp.float32, copy=False)
+            gi = _scratch.copy(gi)  # the kernel reads float32 in the contiguous frame
+            dx = _scratch.empty((gi.shape[0],) + geo.hw + (gi.shape[3],), xp.float32)
             compiled.kernels().max_pool_backward(gi, code, *geo.kernel, *geo.stride, dx)
             return geo.crop(dx)
         xpad, out = ctx.saved

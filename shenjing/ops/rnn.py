@@ -325,7 +325,7 @@ class LSTMSequence(Function):
         h = xp.empty((H, N), dt)
         if _compiled_for(dt):
             b = _bias_sum(b_ih, b_hh)
-            bvec = xp.zeros(4 * H, dt) if b is None else xp.ascontiguousarray(b * scale[:, 0])
+            bvec = xp.zeros(4 * H, dt) if b is None else xp.ascontiguousarray(b * scale[:, 0], dt)
             gates = partial(compiled.kernels().lstm_forward_step, bias=bvec, cs=cs, tcs=tcs, h=h)
         else:
             gates = partial(_lstm_gates, bias=_bias_block(_bias_sum(b_ih, b_hh), scale, N, dt),
