@@ -24,3 +24,14 @@ def _seeded_and_grad_enabled():
     np.random.seed(0)
     yield
     sj.set_grad_enabled(True)
+
+
+@pytest.fixture(params=["numpy", "compiled"])
+def kernel_path(request):
+    """Run a test once on the NumPy kernels and once on the compiled (C) ones
+    (shenjing.compiled); the compiled run is skipped when the extension was not built."""
+    from shenjing import compiled
+    if request.param == "compiled" and not compiled.available():
+        pytest.skip("shenjing._ckernels was not built (no C compiler at install)")
+    with compiled.use_compiled(request.param == "compiled"):
+        yield request.param

@@ -258,16 +258,6 @@ def test_errors_name_the_layer_and_sizes():
 # ----------------------------------------------------------------------------- compiled kernel
 # and nn.Sequential's ReLU + max pool fusion (MaxPool(relu=True))
 
-@pytest.fixture(params=["numpy", "compiled"])
-def pool_path(request):
-    """Run a test on the NumPy pooling kernels and on the compiled (C) ones."""
-    from shenjing import compiled
-    if request.param == "compiled" and not compiled.available():
-        pytest.skip("shenjing._ckernels was not built (no C compiler at install)")
-    with compiled.use_compiled(request.param == "compiled"):
-        yield request.param
-
-
 def _pair_of_pools(torch, kernel, stride, relu):
     one = len(kernel) == 1
     sj_pool = (nn.MaxPool1d if one else nn.MaxPool2d)(kernel, stride)
@@ -283,7 +273,7 @@ def _pair_of_pools(torch, kernel, stride, relu):
     ((2, 3, 10), (3,), None), ((2, 4, 13, 12), (3, 3), (2, 2)), ((2, 2, 9, 11), (2, 2), (3, 3)),
     ((2, 3, 11), (4,), (3,))], ids=lambda v: str(v).replace(" ", ""))
 @pytest.mark.parametrize("frame", [False, True], ids=["nchw", "frame"])
-def test_unpadded_max_pool_paths_equal_torch(pool_path, relu, shape, kernel, stride, frame):
+def test_unpadded_max_pool_paths_equal_torch(kernel_path, relu, shape, kernel, stride, frame):
     """Tie-heavy inputs (one decimal), odd sizes with uncovered rows/columns, overlapping
     windows and windows with gaps, NCHW input or the batch-innermost frame a conv produces:
     values bit-identical to torch, gradients too (to rounding where windows overlap and

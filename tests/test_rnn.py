@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import shenjing as sj
-from shenjing import compiled, nn
+from shenjing import nn
 from shenjing.ops.rnn import (
     _POOL,
     GRUSequence,
@@ -36,15 +36,6 @@ CONFIGS = [  # (num_layers, bidirectional, batch_first, with initial state, unba
     (2, True, False, True, True, True),
     (1, False, True, False, True, True),
 ]
-
-
-@pytest.fixture(params=["numpy", "compiled"])
-def kernel_path(request):
-    """Run a test once on the NumPy step kernels and once on the compiled (C) ones."""
-    if request.param == "compiled" and not compiled.available():
-        pytest.skip("shenjing._ckernels was not built (no C compiler at install)")
-    with compiled.use_compiled(request.param == "compiled"):
-        yield request.param
 
 
 def _pair(torch, kind: str, input_size: int, hidden: int, **cfg):
