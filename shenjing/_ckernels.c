@@ -224,6 +224,33 @@ void apply_keep(const float *restrict x, const uint8_t *restrict keep, float *re
     for (idx i = 0; i < n; i++) out[i] = (x[i] * (float)keep[i]) * scale;
 }
 
+/* col2im for a stride-1, undilated convolution in the batch-innermost frame: dx (G*Cg, Hp,
+ * Wp, N), the padded input's gradient, gets at (c, y, x) the sum over kernel offsets (i, j)
+ * of dcols (G, kh, kw, Cg, oh, ow, N) at (g, i, j, cg, y - i, x - j) where that lies inside,
+ * added in offset order from zero: the NumPy path's kh*kw slice-adds, the same bits, but
+ * one pass that writes each element of dx once. */
+void col2im_stride1(const float *restrict dcols, float *restrict dx, idx G, idx kh, idx kw,
+                    idx Cg, idx oh, idx ow, idx N, idx Hp, idx Wp) {
+    for (idx g = 0; g < G; g++)
+        for (idx cg = 0; cg < Cg; cg++)
+            for (idx y = 0; y < Hp; y++)
+                for (idx x = 0; x < Wp; x++) {
+                    float *restrict d = dx + (((g * Cg + cg) * Hp + y) * Wp + x) * N;
+                    for (idx n = 0; n < N; n++) d[n] = 0.0f;
+                    for (idx i = 0; i < kh; i++) {
+                        idx r = y - i;
+                        if (r < 0 || r >= oh) continue;
+                        for (idx j = 0; j < kw; j++) {
+                            idx q = x - j;
+                            if (q < 0 || q >= ow) continue;
+                            const float *restrict s =
+                                dcols + (((((g * kh + i) * kw + j) * Cg + cg) * oh + r) * ow + q) * N;
+                            for (idx n = 0; n < N; n++) d[n] += s[n];
+                        }
+                    }
+                }
+}
+
 /* The optimizer steps below round as the NumPy kernels do (no fused multiply-adds), so both
  * paths give the same bits (tested), and the trajectories stay torch's. */
 #pragma GCC optimize("fp-contract=off")

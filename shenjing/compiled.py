@@ -28,6 +28,8 @@ Kernels (arguments are NumPy arrays, C-contiguous float32 unless said, and ints)
 * `dropout_keep(bit_generator, keep, threshold)`: dropout's bool mask from NumPy's PCG64
   stream, bit for bit; twin `ops.nn_ops.dropout_keep`.
 * `apply_keep(x, keep, out, scale)`: inverted dropout, one pass; twin `ops.nn_ops.apply_keep`.
+* `col2im_stride1(dcols, dx)`: a stride-1 convolution's col2im in one pass; twin
+  `ops.conv._col2im`'s slice-adds.
 * `adam_step(x, g, m, v, v_max, beta1, beta2, decay, l2, maximize, eps_scaled, neg_step)`:
   one pass of Adam over a parameter; twin `optim.adaptive._adam_kernel`.
 """
@@ -94,6 +96,7 @@ class _Kernels:
         self._copy_uf = self._fn(lib.copy_unit_first, [P, P] + [I] * 5)
         self._keep = self._fn(lib.dropout_keep_pcg64, [P, P, I, ctypes.c_uint32])
         self._apply_keep = self._fn(lib.apply_keep, [P, P, P, I, ctypes.c_float])
+        self._col2im = self._fn(lib.col2im_stride1, [P, P] + [I] * 9)
         F = ctypes.c_float
         self._adam = self._fn(lib.adam_step, [P] * 5 + [I, F, F, F, F, F, C, F, F])
 
@@ -157,6 +160,12 @@ class _Kernels:
 
     def apply_keep(self, x, keep, out, scale) -> None:
         self._apply_keep(_ptr(x), _ptr(keep), _ptr(out), x.size, scale)
+
+
+    def col2im_stride1(self, dcols, dx) -> None:
+        G, kh, kw, Cg, oh, ow, N = dcols.shape
+        self._col2im(_ptr(dcols), _ptr(dx), G, kh, kw, Cg, oh, ow, N, dx.shape[1],
+                     dx.shape[2])
 
 
 _MASK64 = (1 << 64) - 1

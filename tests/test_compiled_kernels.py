@@ -201,3 +201,24 @@ def test_mixed_dtypes_reach_the_float32_kernels_as_float32():
     with compiled.use_compiled(False):
         ref = LSTMSequence.apply(*args).numpy()
     np.testing.assert_allclose(fast, ref, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("case", [((4, 3, 9, 11), (5, 3, 3, 3), 0, 1),
+                                  ((2, 4, 8, 8), (6, 2, 3, 2), (1, 0), 2),
+                                  ((8, 32, 13, 13), (16, 32, 3, 3), 1, 1)],
+                         ids=["plain", "grouped-padded", "padded"])
+def test_compiled_col2im_gives_the_numpy_input_gradient_bits(case):
+    x_shape, w_shape, padding, groups = case
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    grads = []
+    for flag in (True, False):
+        xs = sj.tensor(x, requires_grad=True)
+        with compiled.use_compiled(flag):
+            y = sj.nn.functional.conv2d(xs, sj.tensor(w), padding=padding, groups=groups)
+            y.backward(sj.tensor(rng.standard_normal(y.shape).astype(np.float32)))
+        grads.append(xs.grad.numpy())
+        rng = np.random.default_rng(3)  # the same upstream gradient for the second path
+        rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    np.testing.assert_array_equal(grads[0], grads[1])
