@@ -359,3 +359,21 @@ def test_hooked_or_custom_relu_and_indices_pool_are_not_fused():
     np.testing.assert_array_equal(y2.numpy(), F.max_pool2d(x * 2, 2).numpy())
     out, idx = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True))(x)
     assert idx.dtype == np.int64 and out.shape == idx.shape
+
+
+def test_compiled_pool_routes_by_the_forward_values_after_an_in_place_change():
+    """The compiled pool keeps the winners, not its input (README: deliberate differences):
+    changing the input in place before backward neither raises nor moves the gradient."""
+    from shenjing import compiled
+    if not compiled.available():
+        pytest.skip("shenjing._ckernels was not built")
+    x = sj.tensor(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4), requires_grad=True)
+    with compiled.use_compiled(True):
+        y = x * 1.0
+        p = F.max_pool2d(y, 2)
+        with sj.no_grad():
+            y[0, 0, 0, 0] = 100.0  # would win now; the forward's winner was (1, 1)
+        p.sum().backward()
+    want = np.zeros((4, 4), np.float32)
+    want[1::2, 1::2] = 1.0
+    np.testing.assert_array_equal(x.grad.numpy()[0, 0], want)
