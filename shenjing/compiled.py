@@ -41,6 +41,8 @@ import ctypes
 import importlib.util
 import os
 
+import numpy as np  # the kernels are CPU-only: NumPy is the array module wherever they run
+
 from . import backend
 
 __all__ = ["available", "enabled", "use_compiled", "kernels"]
@@ -120,7 +122,7 @@ class _Kernels:
 
     def max_pool_forward(self, x, kh, kw, sh, sw, relu, out, code) -> None:
         C, H, W, N = x.shape
-        win = _scratch_ints(N)
+        win = np.empty(N, np.int32)  # the kernel's scratch row
         self._pool_f(_ptr(x), C, H, W, N, kh, kw, sh, sw, int(relu), _ptr(out), _ptr(code),
                      out.shape[1], out.shape[2], _ptr(win))
 
@@ -129,13 +131,11 @@ class _Kernels:
         self._pool_b(_ptr(g), _ptr(code), C, oh, ow, N, kh, kw, sh, sw, _ptr(dx),
                      dx.shape[1], dx.shape[2])
 
-
     def adam_step(self, x, g, m, v, v_max, beta1, beta2, decay, l2, maximize, eps_scaled,
                   neg_step) -> None:
         self._adam(_ptr(x), _ptr(g), _ptr(m), _ptr(v), None if v_max is None else _ptr(v_max),
                    x.size, 1.0 - beta1, beta2, 1.0 - beta2, decay, l2, int(maximize),
                    eps_scaled, neg_step)
-
 
     def copy_unit_first(self, a, out) -> None:
         """out (C-contiguous) = a, a 3-D float32 view whose first axis has unit stride."""
@@ -144,12 +144,9 @@ class _Kernels:
         self._copy_uf(_ptr(a), _ptr(out), ni, nb, nj, a.strides[1] // item,
                       a.strides[2] // item)
 
-
     def dropout_keep(self, bit_generator, keep, threshold: int) -> None:
         """Fill the bool array `keep` from a NumPy PCG64 bit generator's stream (advancing
         it exactly as `random_raw((keep.size + 1) // 2)` would)."""
-        import numpy as np
-
         st = bit_generator.state
         s, inc = st["state"]["state"], st["state"]["inc"]
         words = np.array([s >> 64, s & _MASK64, inc >> 64, inc & _MASK64], np.uint64)
@@ -157,10 +154,8 @@ class _Kernels:
         st["state"]["state"] = (int(words[0]) << 64) | int(words[1])
         bit_generator.state = st
 
-
     def apply_keep(self, x, keep, out, scale) -> None:
         self._apply_keep(_ptr(x), _ptr(keep), _ptr(out), x.size, scale)
-
 
     def col2im_stride1(self, dcols, dx) -> None:
         G, kh, kw, Cg, oh, ow, N = dcols.shape
@@ -169,12 +164,6 @@ class _Kernels:
 
 
 _MASK64 = (1 << 64) - 1
-
-
-def _scratch_ints(n: int):
-    import numpy as np  # the kernels are CPU-only: NumPy is the array module here
-
-    return np.empty(n, np.int32)
 
 
 def kernels() -> _Kernels:

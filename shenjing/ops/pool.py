@@ -131,8 +131,9 @@ class MaxPool(Function):
     `relu=True` computes relu(max_pool(x)) (= max_pool(relu(x))) in one op: nn.Sequential
     fuses a ReLU followed by a max pool into it, so the full-size ReLU output and its
     backward pass never exist; the gradient is the pool's, masked where the output is 0.
-    Unpadded float32 pools run compiled kernels when numba is on (shenjing/compiled.py),
-    one pass each way, saving only a byte per output (the winner's offset), not the input.
+    Unpadded float32 pools run compiled kernels when the C extension is built
+    (shenjing/compiled.py), one pass each way, saving only a byte per output (the winner's
+    offset), not the input.
     """
 
     op_name = "max_pool2d"
@@ -224,7 +225,7 @@ class MaxPool(Function):
 
 
 def _compiled_pool(geo: _PoolGeom, xpad: xp.ndarray) -> bool:
-    """The compiled kernels apply: numba on, float32, no padding or dilation, fewer than 255
+    """The compiled kernels apply: switched on, float32, no padding or dilation, fewer than 255
     offsets per window (a byte each, 255 meaning "nowhere")."""
     return (xpad.dtype == xp.float32 and geo.dilation == (1, 1) and not any(geo.pads)
             and geo.kernel[0] * geo.kernel[1] < 255 and compiled.enabled())

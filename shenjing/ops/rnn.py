@@ -245,12 +245,12 @@ def _bias_sum(b_ih, b_hh):
 
 
 def _compiled_for(dt) -> bool:
-    """Take the compiled (numba) step kernels: enabled and float32 (shenjing/compiled.py)."""
+    """Take the compiled (C) step kernels: enabled and float32 (shenjing/compiled.py)."""
     return dt == xp.float32 and compiled.enabled()
 
 
 def _lstm_gates(G, t, bias, cs, prev, cur, tcs, h, tmp) -> None:
-    """NumPy twin of `lstm_forward_step` (shenjing/_numba_kernels.py): activations of step t in
+    """NumPy twin of `lstm_forward_step` (shenjing/_ckernels.c): activations of step t in
     place in G[t], c_t into cs[cur] (from cs[prev]), tanh(c_t) into tcs[t], h_t into h."""
     g = G[t]
     H = h.shape[0]
@@ -271,7 +271,7 @@ def _lstm_gates(G, t, bias, cs, prev, cur, tcs, h, tmp) -> None:
 
 
 def _lstm_step_grads(G, t, tcs, cs, prev, dh, dc, dG, scratch) -> None:
-    """NumPy twin of `lstm_backward_step` (shenjing/_numba_kernels.py): pre-activation gradients
+    """NumPy twin of `lstm_backward_step` (shenjing/_ckernels.c): pre-activation gradients
     of step t into dG[:, t] from dh and dc (which becomes the gradient reaching c_{t-1})."""
     g, tc = G[t], tcs[t]
     H = dh.shape[0]
