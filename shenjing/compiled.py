@@ -84,6 +84,15 @@ def _ptr(a) -> int:
     return a.__array_interface__["data"][0]
 
 
+def _unit_inner(*arrays) -> None:
+    """The step kernels take row strides only: each array's last axis must be contiguous
+    float32 (callers copy otherwise)."""
+    for a in arrays:
+        if a.dtype != np.float32 or a.strides[-1] != 4 or min(a.strides) < 0:
+            raise ValueError(f"compiled LSTM step: expected float32 rows with unit inner "
+                             f"stride, got {a.dtype} with strides {a.strides}")
+
+
 class _Kernels:
     """The extension's C functions with NumPy-array signatures."""
 
@@ -91,8 +100,8 @@ class _Kernels:
         lib = ctypes.CDLL(path)
         P, I = ctypes.c_void_p, ctypes.c_int64  # noqa: E741
         C = ctypes.c_int
-        self._lstm_f = self._fn(lib.lstm_forward_step, [P] * 6 + [I] * 2)
-        self._lstm_b = self._fn(lib.lstm_backward_step, [P] * 6 + [I] * 4)
+        self._lstm_f = self._fn(lib.lstm_forward_step, [P] * 7 + [I, P] + [I] * 3)
+        self._lstm_b = self._fn(lib.lstm_backward_step, [P] * 4 + [I] + [P] * 3 + [I] * 4)
         self._pool_f = self._fn(lib.max_pool_forward, [P] + [I] * 8 + [C, P, P, I, I, P])
         self._pool_b = self._fn(lib.max_pool_backward, [P, P] + [I] * 8 + [P, I, I])
         self._copy_uf = self._fn(lib.copy_unit_first, [P, P] + [I] * 5)
@@ -107,18 +116,43 @@ class _Kernels:
         f.argtypes, f.restype = argtypes, None
         return f
 
-    def lstm_forward_step(self, G, t, bias, cs, prev, cur, tcs, h) -> None:
+    def lstm_forward(self, G, bias, cs, tcs, zh, h, outt):
+        """The step function of one LSTM forward pass (ops/rnn.py's arrays, float32):
+        `step(t, prev, cur, slot)` runs step t's gate math in G[t] (T, 4H, N), c_t from
+        cs[prev] into cs[cur], tanh(c_t) into tcs[t], h_t into `h` (H, N, contiguous) and
+        zh[:, slot] ((H, T, N), the next step's h rows of Z; not when slot < 0), h_t.T into outt[t]
+        ((T, N, H)). Addresses are computed once here: per call, NumPy's
+        `__array_interface__` costs ~3 us an array, a quarter of the step's elementwise time."""
         H, N = h.shape
-        step = G.strides[0]
-        self._lstm_f(_ptr(G) + t * step, _ptr(bias), _ptr(cs) + prev * cs.strides[0],
-                     _ptr(cs) + cur * cs.strides[0], _ptr(tcs) + t * tcs.strides[0], _ptr(h),
-                     H, N)
+        _unit_inner(zh, outt, h[:, None] if h.flags.c_contiguous else h.T)
+        g0, gs, b = _ptr(G), G.strides[0], _ptr(bias)
+        c0, cst, tc0, ts = _ptr(cs), cs.strides[0], _ptr(tcs), tcs.strides[0]
+        z0, zs, zrow = _ptr(zh), zh.strides[1], zh.strides[0] // 4
+        h0, o0, os, orow = _ptr(h), _ptr(outt), outt.strides[0], outt.strides[1] // 4
+        f = self._lstm_f
 
-    def lstm_backward_step(self, G, t, tcs, cs, prev, dh, dc, dG) -> None:
+        def step(t, prev, cur, slot):
+            f(g0 + t * gs, b, c0 + prev * cst, c0 + cur * cst, tc0 + t * ts, h0,
+              z0 + slot * zs if slot >= 0 else None, zrow, o0 + t * os, orow, H, N)
+        return step
+
+    def lstm_backward(self, G, tcs, cs, gt, dh, dc, dG):
+        """The step function of one LSTM backward pass: `step(t, prev)` adds gt[t].T
+        ((T, N, H), the output gradient's rows) into dh (H, N), then writes step t's
+        pre-activation gradients into dG[:, t] (4H, T, N) and turns dc (the gradient reaching
+        c_t) into the one reaching c_{t-1} (from cs[prev])."""
         H, N = dh.shape
-        self._lstm_b(_ptr(G) + t * G.strides[0], _ptr(tcs) + t * tcs.strides[0],
-                     _ptr(cs) + prev * cs.strides[0], _ptr(dh), _ptr(dc), _ptr(dG), t,
-                     dG.shape[1], H, N)
+        T = dG.shape[1]
+        _unit_inner(gt)
+        g0, gs, tc0, ts = _ptr(G), G.strides[0], _ptr(tcs), tcs.strides[0]
+        c0, cst, o0, os, orow = _ptr(cs), cs.strides[0], _ptr(gt), gt.strides[0], gt.strides[1]
+        dhp, dcp, dGp = _ptr(dh), _ptr(dc), _ptr(dG)
+        f = self._lstm_b
+
+        def step(t, prev):
+            f(g0 + t * gs, tc0 + t * ts, c0 + prev * cst, o0 + t * os, orow // 4, dhp, dcp, dGp,
+              t, T, H, N)
+        return step
 
     def max_pool_forward(self, x, kh, kw, sh, sw, relu, out, code) -> None:
         C, H, W, N = x.shape

@@ -323,20 +323,23 @@ class LSTMSequence(Function):
         cs[T * (1 - po)] = 0.0 if c0 is None else c0.T
         tcs = _POOL.empty((T, H, N), dt)  # tanh(c_t)
         h = xp.empty((H, N), dt)
-        if _compiled_for(dt):
+        if _compiled_for(dt):  # the kernel also writes h_t into Z and the output rows
             b = _bias_sum(b_ih, b_hh)
             bvec = xp.zeros(4 * H, dt) if b is None else xp.ascontiguousarray(b * scale[:, 0], dt)
-            gates = partial(compiled.kernels().lstm_forward_step, bias=bvec, cs=cs, tcs=tcs, h=h)
+            step = compiled.kernels().lstm_forward(G, bvec, cs, tcs, Z[:H], h, outt)
+            for t, slot in _steps(T, reverse):
+                xp.matmul(wc, Z[:, t], out=G[t])  # -pre (and -2 pre for the cell gate)
+                step(t, t + 1 - po, t + po, slot)
         else:
             gates = partial(_lstm_gates, bias=_bias_block(_bias_sum(b_ih, b_hh), scale, N, dt),
                             cs=cs, tcs=tcs, h=h, tmp=xp.empty((H, N), dt))
-        with xp.errstate(over="ignore"):
-            for t, slot in _steps(T, reverse):
-                xp.matmul(wc, Z[:, t], out=G[t])  # -pre (and -2 pre for the cell gate)
-                gates(G, t, prev=t + 1 - po, cur=t + po)
-                if slot >= 0:
-                    Z[:H, slot] = h
-                outt[t] = h.T
+            with xp.errstate(over="ignore"):
+                for t, slot in _steps(T, reverse):
+                    xp.matmul(wc, Z[:, t], out=G[t])
+                    gates(G, t, prev=t + 1 - po, cur=t + po)
+                    if slot >= 0:
+                        Z[:H, slot] = h
+                    outt[t] = h.T
         out[T * N:] = cs[T * po].T
         ctx.save_for_backward(Z, G, cs, tcs, w_ih, w_hh)
         return out
@@ -344,27 +347,35 @@ class LSTMSequence(Function):
     @staticmethod
     def backward(ctx, grad):
         Z, G, cs, tcs, w_ih, w_hh = ctx.saved
-        T, N, H, reverse, _ = ctx.meta
+        T, N, H, reverse, batch_first = ctx.meta
         po = 0 if reverse else 1
-        gt = _grad_rows(ctx, grad)
         dt = G.dtype
         dG = _POOL.empty((4 * H, T, N), dt)
-        dh = xp.empty((H, N), dt)
         dh_rec = xp.zeros((H, N), dt)
         dc = xp.ascontiguousarray(grad[T * N:].T, dtype=dt)
-        if _compiled_for(dt):
-            step_grads = partial(compiled.kernels().lstm_backward_step, dh=dh, dc=dc, dG=dG)
-        else:
-            step_grads = partial(_lstm_step_grads, dh=dh, dc=dc, dG=dG,
-                                 scratch=xp.empty((2, H, N), dt))
         w_hhT = _transposed(w_hh)
         first = T - 1 if reverse else 0  # the step processed first in forward
         need_h0 = ctx.needs_input_grad[1]
-        for t, _ in reversed(_steps(T, reverse)):
-            xp.add(gt[t].T, dh_rec, out=dh)
-            step_grads(G, t, tcs, cs, t + 1 - po)
-            if t != first or need_h0:
-                xp.matmul(w_hhT, dG[:, t], out=dh_rec)
+        steps = reversed(_steps(T, reverse))
+        if _compiled_for(dt):  # the kernel reads the output gradient's rows where they are
+            gt = _seq_view(grad, T, N, batch_first)
+            if gt.dtype != dt or gt.strides[2] != dt.itemsize or min(gt.strides) < 0:
+                gt = _grad_rows(ctx, xp.asarray(grad, dt))
+            step = compiled.kernels().lstm_backward(G, tcs, cs, gt, dh_rec, dc, dG)
+            for t, _ in steps:
+                step(t, t + 1 - po)  # dh_rec += gt[t].T, then step t's gradients
+                if t != first or need_h0:
+                    xp.matmul(w_hhT, dG[:, t], out=dh_rec)
+        else:
+            gt = _grad_rows(ctx, grad)
+            dh = xp.empty((H, N), dt)
+            step_grads = partial(_lstm_step_grads, dh=dh, dc=dc, dG=dG,
+                                 scratch=xp.empty((2, H, N), dt))
+            for t, _ in steps:
+                xp.add(gt[t].T, dh_rec, out=dh)
+                step_grads(G, t, tcs, cs, t + 1 - po)
+                if t != first or need_h0:
+                    xp.matmul(w_hhT, dG[:, t], out=dh_rec)
         dc0 = dc.T if ctx.needs_input_grad[2] else None
         return _closing_grads(ctx, dG, dG, Z, w_ih, dh_rec.T if need_h0 else None, dc0)
 
