@@ -314,6 +314,41 @@ void adam_step(float *restrict p, const float *restrict g, float *restrict m,
                          neg_step);
 }
 
+/* One SGD step over n elements in one pass (optim/sgd.py's NumPy kernel, same operation
+ * order): the gradient negated when maximizing, plus l2 * p; with buf (momentum), buf = gi on
+ * the first step, else buf * momentum + gi (gi * keep when dampened, keep = 1 - dampening);
+ * the step is buf, or buf * momentum + gi (Nesterov); p += step * neg_lr. */
+static inline float sgd_grad(const float *restrict p, const float *restrict g, idx i, float l2,
+                             int maximize) {
+    float gi = maximize ? -g[i] : g[i];
+    return l2 != 0.0f ? p[i] * l2 + gi : gi;
+}
+
+/* Loads and stores are unconditional inside each loop (one loop per case), so gcc
+ * vectorizes all of them. */
+void sgd_step(float *restrict p, const float *restrict g, float *restrict buf, idx n, float neg_lr,
+              float l2, int maximize, float momentum, float keep, int dampened, int nesterov,
+              int first) {
+    if (!buf) {
+        for (idx i = 0; i < n; i++) p[i] = p[i] + sgd_grad(p, g, i, l2, maximize) * neg_lr;
+        return;
+    }
+    if (first) {
+        for (idx i = 0; i < n; i++) {
+            float gi = sgd_grad(p, g, i, l2, maximize);
+            buf[i] = gi;
+            p[i] = p[i] + (nesterov ? gi * momentum + gi : gi) * neg_lr;
+        }
+        return;
+    }
+    for (idx i = 0; i < n; i++) {
+        float gi = sgd_grad(p, g, i, l2, maximize);
+        float b = buf[i] * momentum + (dampened ? gi * keep : gi);
+        buf[i] = b;
+        p[i] = p[i] + (nesterov ? b * momentum + gi : b) * neg_lr;
+    }
+}
+
 /* A Python extension only so that pip builds it with the package; the functions above are
  * called through ctypes. */
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ckernels",

@@ -110,6 +110,7 @@ class _Kernels:
         self._col2im = self._fn(lib.col2im_stride1, [P, P] + [I] * 9)
         F = ctypes.c_float
         self._adam = self._fn(lib.adam_step, [P] * 5 + [I, F, F, F, F, F, C, F, F])
+        self._sgd = self._fn(lib.sgd_step, [P] * 3 + [I, F, F, C, F, F, C, C, C])
 
     @staticmethod
     def _fn(f, argtypes):
@@ -170,6 +171,12 @@ class _Kernels:
         self._adam(_ptr(x), _ptr(g), _ptr(m), _ptr(v), None if v_max is None else _ptr(v_max),
                    x.size, 1.0 - beta1, beta2, 1.0 - beta2, decay, l2, int(maximize),
                    eps_scaled, neg_step)
+
+    def sgd_step(self, x, g, buf, lr, l2, maximize, momentum, dampening, nesterov,
+                 first) -> None:
+        self._sgd(_ptr(x), _ptr(g), None if buf is None else _ptr(buf), x.size, -lr, l2,
+                  int(maximize), momentum, 1.0 - dampening, int(dampening != 0), int(nesterov),
+                  int(first))
 
     def copy_unit_first(self, a, out) -> None:
         """out (C-contiguous) = a, a 3-D float32 view whose first axis has unit stride."""

@@ -128,6 +128,33 @@ def test_compiled_adam_gives_the_numpy_kernels_bits(kw):
     np.testing.assert_array_equal(finals[0], finals[1])
 
 
+@pytest.mark.parametrize("kw", [{}, dict(momentum=0.9), dict(momentum=0.9, dampening=0.3),
+                                dict(momentum=0.9, nesterov=True, weight_decay=0.01),
+                                dict(momentum=0.5, weight_decay=0.1, maximize=True),
+                                dict(weight_decay=0.1, maximize=True)],
+                         ids=["plain", "momentum", "dampening", "nesterov-l2", "momentum-max",
+                              "l2-max"])
+@pytest.mark.parametrize("shape", [(300, 70), (600, 500)], ids=["small", "chunked"])
+def test_compiled_sgd_gives_the_numpy_kernels_bits(kw, shape):
+    """The one-pass SGD step rounds as the NumPy passes (which test_optim compares with
+    torch), also for a parameter big enough that the NumPy path updates it in slices."""
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal(shape).astype(np.float32)
+    grads = [rng.standard_normal(shape).astype(np.float32) for _ in range(4)]
+    finals = []
+    for flag in (True, False):
+        p = nn.Parameter(sj.tensor(start.copy()))
+        opt = sj.optim.SGD([p], lr=0.05, **kw)
+        with compiled.use_compiled(flag):
+            for g in grads:
+                p.grad = sj.tensor(g)
+                opt.step()
+        finals.append([p.numpy()] + [opt.state[p][k] for k in opt.state[p]])
+    assert np.abs(finals[0][0] - start).max() > 1e-2  # it moved
+    for a, b in zip(*finals):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("shape", [(3, 5, 7), (17, 33, 19), (64, 40, 10)])
 def test_tiled_copy_of_a_unit_first_view_is_exact(shape):
     memory = np.random.default_rng(1).standard_normal(shape[::-1]).astype(np.float32)

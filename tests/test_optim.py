@@ -148,7 +148,9 @@ def test_slice_by_slice_update_of_big_parameters_matches_torch(name, kwargs, mon
                                        err_msg=f"{name}{kwargs}: param {i} after step {k + 1}")
 
 
-def test_big_parameter_takes_the_sliced_path_and_matches_torch():
+def test_big_parameter_takes_the_sliced_path_and_matches_torch(kernel_path):
+    """Both kernel paths against torch; the NumPy path updates a big parameter in slices
+    (the compiled SGD step takes the whole array in one pass)."""
     torch = pytest.importorskip("torch")
     n = optim.optimizer._CHUNK_ABOVE + 12345
     rng = np.random.default_rng(0)
@@ -164,7 +166,8 @@ def test_big_parameter_takes_the_sliced_path_and_matches_torch():
             so.step()
             to.step()
         np.testing.assert_allclose(sp.numpy(), tp.detach().numpy(), rtol=1e-5, atol=1e-6)
-        assert so._flat_scratch[np.dtype(np.float32)][0].size == optim.optimizer._CHUNK
+        if kernel_path == "numpy" or name == "Adam":
+            assert so._flat_scratch[np.dtype(np.float32)][0].size == optim.optimizer._CHUNK
 
 
 def test_float64_hyperparameters_do_not_promote_float32_params():

@@ -20,6 +20,7 @@ from .optimizer import (
     check_betas,
     check_common,
     check_hparam,
+    compiled_update,
     ema_square_,
     grad_for_update,
     lerp_,
@@ -80,7 +81,7 @@ def _adam_kernel(x, g, m, v, v_max, tmp1, tmp2, lr: float, beta1: float, beta2: 
                  eps: float, weight_decay: float, decoupled: bool, maximize: bool,
                  step_size: float, bias_correction2_sqrt: float) -> None:
     xp = get_array_module(x)
-    if _compiled_update(x, g, m, v, v_max):  # the same steps in one pass (shenjing.compiled)
+    if compiled_update(x, g, m, v, v_max):  # the same steps in one pass (shenjing.compiled)
         compiled.kernels().adam_step(
             x, g, m, v, v_max, beta1, beta2, 1.0 - lr * weight_decay if decoupled else 1.0,
             0.0 if decoupled else weight_decay, maximize, eps * bias_correction2_sqrt,
@@ -101,13 +102,6 @@ def _adam_kernel(x, g, m, v, v_max, tmp1, tmp2, lr: float, beta1: float, beta2: 
     xp.divide(m, tmp2, out=tmp2)
     tmp2 *= -step_size * bias_correction2_sqrt
     x += tmp2
-
-
-def _compiled_update(x, *arrays) -> bool:
-    """The compiled kernel applies: enabled, and float32 C-contiguous arrays throughout."""
-    return (x.dtype == np.float32 and compiled.enabled()
-            and all(a is None or (a.dtype == np.float32 and a.flags.c_contiguous)
-                    for a in (x,) + arrays))
 
 
 class AdamW(Adam):

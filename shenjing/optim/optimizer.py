@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from .. import compiled
 from ..autograd import enable_grad, no_grad
 from ..backend import get_array_module
 from ..tensor import Tensor
@@ -103,6 +104,14 @@ def scalar_state(value: float) -> np.floating:
 
     dtype = np.float64 if zeros(()).numpy().dtype == np.float64 else np.float32
     return dtype(value)
+
+
+def compiled_update(x: np.ndarray, *arrays) -> bool:
+    """An update may run its compiled kernel (shenjing.compiled): the kernels are enabled
+    and every array is float32 and C-contiguous (None entries are options that are off)."""
+    return (x.dtype == np.float32 and compiled.enabled()
+            and all(a is None or (a.dtype == np.float32 and a.flags.c_contiguous)
+                    for a in (x,) + arrays))
 
 
 def grad_for_update(g: np.ndarray, x: np.ndarray, weight_decay: float, maximize: bool,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from .. import compiled
 from ..backend import get_array_module
-from .optimizer import Optimizer, check_common, check_hparam, grad_for_update
+from .optimizer import Optimizer, check_common, check_hparam, compiled_update, grad_for_update
 
 __all__ = ["SGD"]
 
@@ -46,8 +47,12 @@ class SGD(Optimizer):
                 if buf is None:  # the first step's buffer is the gradient itself
                     buf = state["momentum_buffer"] = get_array_module(x).empty_like(x)
                     first = True
-            self._apply(_sgd_kernel, [x, g, buf], lr, weight_decay, momentum, dampening,
-                        nesterov, maximize, first)
+            if compiled_update(x, g, buf):  # the same steps in one pass, whole array
+                compiled.kernels().sgd_step(x, g, buf, lr, weight_decay, maximize, momentum,
+                                            dampening, nesterov, first)
+            else:
+                self._apply(_sgd_kernel, [x, g, buf], lr, weight_decay, momentum, dampening,
+                            nesterov, maximize, first)
 
 
 def _sgd_kernel(x, g, buf, tmp1, tmp2, lr: float, weight_decay: float, momentum: float,
