@@ -34,6 +34,7 @@ from .conv_shift import shift_backward, shift_eligible, shift_forward
 from .window import _frame, _nchw, _offsets, _out_size, _scratch, _un_nchw
 
 _CHUNK_BYTES = 1 << 18  # col2im works on ~L2-sized channel blocks
+_RECOMPUTE_BYTES = 1 << 25  # columns this big are rebuilt in backward, not held (32 MB)
 
 __all__ = ["Conv"]
 
@@ -68,13 +69,7 @@ class Conv(Function):
         xpad = _frame(x4, padding, 0.0, contiguous=True)  # (C, Hp, Wp, N)
         Kg, M, hb = kh * kw * Cg, oh * ow * N, b is not None
 
-        # columns (G, Kg [+ 1 row of ones for the bias], M), rows ordered (kh, kw, Cg)
-        cols = _scratch.empty((G, Kg + hb, M), x.dtype)
-        win = xp.lib.stride_tricks.sliding_window_view(
-            xpad, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(1, 2))
-        win = win[:, :sh * (oh - 1) + 1:sh, :sw * (ow - 1) + 1:sw, :, ::dh, ::dw]
-        win = win.reshape(G, Cg, oh, ow, N, kh, kw).transpose(0, 5, 6, 1, 2, 3, 4)
-        cols7 = cols[:, :Kg].reshape(G, kh, kw, Cg, oh, ow, N)
+        cols, fill_columns = _column_filler(xpad, G, Cg, kh, kw, oh, ow, stride, dilation, hb)
         wm = xp.empty((G, Og, Kg + hb), dtype=x.dtype)
         wm[:, :, :Kg].reshape(G, Og, kh, kw, Cg)[...] = (
             w4.reshape(G, Og, Cg, kh, kw).transpose(0, 1, 3, 4, 2))
@@ -86,18 +81,19 @@ class Conv(Function):
 
         def columns_and_product(lo: int, hi: int) -> None:
             """im2col for output rows lo:hi, then (when split) their share of the GEMM."""
-            sel, m = pick(lo, hi)
-            cols7[sel] = win[sel]
-            if hb:
-                cols[:, Kg, m] = 1.0
+            fill_columns(lo, hi)
             if split:
+                m = pick(lo, hi)[1]
                 xp.matmul(wm, cols[:, :, m], out=out[:, :, m])
 
         _run_rows(columns_and_product, units, cols.nbytes, split)
         if not split:
             xp.matmul(wm, cols, out=out)
 
-        ctx.save_for_backward(cols, wm)
+        # Big columns are rebuilt in backward from the (kh*kw times smaller) input frame
+        # instead of being held from forward to backward: AlexNet's first two layers.
+        ctx.recompute = cols.nbytes >= _RECOMPUTE_BYTES
+        ctx.save_for_backward(xpad if ctx.recompute else cols, wm)
         ctx.geom = (x.shape, w.shape, xpad.shape, stride, dilation, padding, G, hb)
         out4 = out.reshape(Co, oh, ow, N).transpose(3, 0, 1, 2)
         return _un_nchw(out4, x.ndim, nd)
@@ -115,6 +111,9 @@ class Conv(Function):
         N, Co, oh, ow = g4.shape
         Og, Cg = Co // G, w_shape[1]
         Kg = kh * kw * Cg
+        if ctx.recompute:  # `cols` is the input frame: rebuild the columns
+            cols, fill = _column_filler(cols, G, Cg, kh, kw, oh, ow, stride, dilation, hb)
+            fill(0, _units(oh, ow, N)[0])
         g4t = g4.transpose(1, 2, 3, 0)  # (Co, oh, ow, N): free when g is this op's output
         g2 = (g4t if g4t.flags.c_contiguous else _scratch.empty(g4t.shape, g.dtype))
         g2 = g2.reshape(G, Og, oh * ow * N)
@@ -160,6 +159,29 @@ class Conv(Function):
             gx = _col2im(dcols.reshape(G, kh, kw, Cg, oh, ow, N), x_shape, xp_shape,
                          stride, dilation, padding, nd)
         return gx, gw, gb
+
+
+def _column_filler(xpad, G: int, Cg: int, kh: int, kw: int, oh: int, ow: int, stride: tuple,
+                   dilation: tuple, hb: bool) -> tuple:
+    """The im2col buffer of frame xpad, (G, Kg [+ 1 row of ones for the bias], oh*ow*N) with
+    rows ordered (kh, kw, Cg), and fill(lo, hi), which copies output rows lo:hi into it."""
+    N = xpad.shape[3]
+    (sh, sw), (dh, dw), Kg = stride, dilation, kh * kw * Cg
+    cols = _scratch.empty((G, Kg + hb, oh * ow * N), xpad.dtype)
+    win = xp.lib.stride_tricks.sliding_window_view(
+        xpad, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(1, 2))
+    win = win[:, :sh * (oh - 1) + 1:sh, :sw * (ow - 1) + 1:sw, :, ::dh, ::dw]
+    win = win.reshape(G, Cg, oh, ow, N, kh, kw).transpose(0, 5, 6, 1, 2, 3, 4)
+    cols7 = cols[:, :Kg].reshape(G, kh, kw, Cg, oh, ow, N)
+    pick = _units(oh, ow, N)[1]
+
+    def fill(lo: int, hi: int) -> None:
+        sel, m = pick(lo, hi)
+        cols7[sel] = win[sel]
+        if hb:
+            cols[:, Kg, m] = 1.0
+
+    return cols, fill
 
 
 def _gemm_split(nbytes: int) -> bool:
