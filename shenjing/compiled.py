@@ -84,13 +84,17 @@ def _ptr(a) -> int:
     return a.__array_interface__["data"][0]
 
 
-def _unit_inner(*arrays) -> None:
-    """The step kernels take row strides only: each array's last axis must be contiguous
-    float32 (callers copy otherwise)."""
-    for a in arrays:
-        if a.dtype != np.float32 or a.strides[-1] != 4 or min(a.strides) < 0:
-            raise ValueError(f"compiled LSTM step: expected float32 rows with unit inner "
-                             f"stride, got {a.dtype} with strides {a.strides}")
+def _check_layout(rows: tuple = (), whole: tuple = ()) -> None:
+    """The LSTM step kernels take base addresses and row strides only: arrays in `rows` must
+    be float32 with a contiguous last axis, those in `whole` C-contiguous float32 (ops/rnn.py
+    copies a gradient that is neither)."""
+    bad = [a for a in rows if a.dtype != np.float32 or min(a.strides) < 0
+           or (a.shape[-1] > 1 and a.strides[-1] != 4)]
+    bad += [a for a in whole if a.dtype != np.float32 or not a.flags.c_contiguous]
+    if bad:
+        a = bad[0]
+        raise ValueError(f"compiled LSTM step: expected float32 arrays with contiguous rows, "
+                         f"got {a.dtype} of shape {a.shape} with strides {a.strides}")
 
 
 class _Kernels:
@@ -125,7 +129,7 @@ class _Kernels:
         ((T, N, H)). Addresses are computed once here: per call, NumPy's
         `__array_interface__` costs ~3 us an array, a quarter of the step's elementwise time."""
         H, N = h.shape
-        _unit_inner(zh, outt, h[:, None] if h.flags.c_contiguous else h.T)
+        _check_layout(rows=(zh, outt), whole=(G, bias, cs, tcs, h))
         g0, gs, b = _ptr(G), G.strides[0], _ptr(bias)
         c0, cst, tc0, ts = _ptr(cs), cs.strides[0], _ptr(tcs), tcs.strides[0]
         z0, zs, zrow = _ptr(zh), zh.strides[1], zh.strides[0] // 4
@@ -144,7 +148,7 @@ class _Kernels:
         c_t) into the one reaching c_{t-1} (from cs[prev])."""
         H, N = dh.shape
         T = dG.shape[1]
-        _unit_inner(gt)
+        _check_layout(rows=(gt,), whole=(G, tcs, cs, dh, dc, dG))
         g0, gs, tc0, ts = _ptr(G), G.strides[0], _ptr(tcs), tcs.strides[0]
         c0, cst, o0, os, orow = _ptr(cs), cs.strides[0], _ptr(gt), gt.strides[0], gt.strides[1]
         dhp, dcp, dGp = _ptr(dh), _ptr(dc), _ptr(dG)

@@ -83,6 +83,22 @@ def test_compiled_lstm_equals_numpy_path(kw):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
 
 
+def test_step_kernels_refuse_arrays_they_cannot_address():
+    """The step functions take base addresses and row strides: a transposed output or a
+    float64 gate array is refused with the layout named, not read as garbage."""
+    H, N, T = 4, 3, 2
+    G, h = np.zeros((T, 4 * H, N), np.float32), np.zeros((H, N), np.float32)
+    cs, tcs = np.zeros((T + 1, H, N), np.float32), np.zeros((T, H, N), np.float32)
+    zh, bias = np.zeros((H, T, N), np.float32), np.zeros(4 * H, np.float32)
+    kern = compiled.kernels()
+    strided = np.zeros((T, H, N), np.float32).transpose(0, 2, 1)
+    with pytest.raises(ValueError, match=r"contiguous rows, got float32 of shape \(2, 3, 4\)"):
+        kern.lstm_forward(G, bias, cs, tcs, zh, h, strided)
+    with pytest.raises(ValueError, match="got float64"):
+        kern.lstm_backward(G.astype(np.float64), tcs, cs, np.zeros((T, N, H), np.float32), h,
+                           h.copy(), np.zeros((4 * H, T, N), np.float32))
+
+
 def test_float64_and_switched_off_runs_take_the_numpy_path(monkeypatch):
     calls = []
     kern = compiled.kernels()
