@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <math.h>
 #include <string.h>
+#include <stdlib.h>
+#include <pthread.h>
 
 typedef int64_t idx;
 
@@ -271,6 +273,148 @@ void col2im_stride1(const float *restrict dcols, float *restrict dx, idx G, idx 
                         }
                     }
                 }
+}
+
+/* A NumPy memory handler that keeps freed blocks of 1 MB or more (up to cache_cap bytes in
+ * all) and hands them to the next request of about their size, instead of returning them to
+ * glibc, which unmaps or trims them after every training step, so the next step page-faults
+ * the same memory in again (W7: 8-15 K faults a step, benchmarks/RESULTS.md). Everything
+ * else goes to NumPy's default handler. The structs mirror numpy/ndarraytypes.h (handler
+ * version 1); install_numpy_cache takes NumPy's C-API table, so no NumPy headers are needed
+ * at build time. */
+typedef struct {
+    void *ctx;
+    void *(*malloc)(void *ctx, size_t size);
+    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
+    void *(*realloc)(void *ctx, void *ptr, size_t new_size);
+    void (*free)(void *ctx, void *ptr, size_t size);
+} np_allocator;
+
+typedef struct {
+    char name[127];
+    uint8_t version;
+    np_allocator allocator;
+} np_handler;
+
+#define CACHE_SLOTS 64
+#define CACHE_MIN ((size_t)1 << 20)
+static struct { void *ptr; size_t size; } cache[CACHE_SLOTS];
+static size_t cache_bytes, cache_cap;
+static np_allocator numpy_default;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static np_handler cache_handler;
+
+/* The smallest cached block of size to size + size/8 bytes, taken out of the cache; else NULL. */
+static void *cache_take(size_t size) {
+    void *p = NULL;
+    pthread_mutex_lock(&cache_lock);
+    int best = -1;
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        if (cache[i].ptr && cache[i].size >= size && cache[i].size - size <= size / 8 &&
+            (best < 0 || cache[i].size < cache[best].size))
+            best = i;
+    if (best >= 0) {
+        p = cache[best].ptr;
+        cache_bytes -= cache[best].size;
+        cache[best].ptr = NULL;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return p;
+}
+
+static void *cache_malloc(void *ctx, size_t size) {
+    (void)ctx;
+    void *p = size >= CACHE_MIN ? cache_take(size) : NULL;
+    return p ? p : numpy_default.malloc(numpy_default.ctx, size);
+}
+
+static void *cache_calloc(void *ctx, size_t nelem, size_t elsize) {
+    (void)ctx; /* fresh zero pages cost no more than zeroing a cached block */
+    return numpy_default.calloc(numpy_default.ctx, nelem, elsize);
+}
+
+static void *cache_realloc(void *ctx, void *ptr, size_t new_size) {
+    (void)ctx;
+    return numpy_default.realloc(numpy_default.ctx, ptr, new_size);
+}
+
+/* size is what NumPy asked for; a block handed out from the cache may be up to 1/8 bigger,
+ * so the cache records (and reuses) it as `size`, never more than it holds. */
+static void cache_free(void *ctx, void *ptr, size_t size) {
+    (void)ctx;
+    if (ptr && size >= CACHE_MIN) {
+        pthread_mutex_lock(&cache_lock);
+        if (cache_bytes + size <= cache_cap)
+            for (int i = 0; i < CACHE_SLOTS; i++)
+                if (!cache[i].ptr) {
+                    cache[i].ptr = ptr;
+                    cache[i].size = size;
+                    cache_bytes += size;
+                    pthread_mutex_unlock(&cache_lock);
+                    return;
+                }
+        pthread_mutex_unlock(&cache_lock);
+    }
+    numpy_default.free(numpy_default.ctx, ptr, size);
+}
+
+static void cache_lock_all(void) { pthread_mutex_lock(&cache_lock); }
+static void cache_unlock_all(void) { pthread_mutex_unlock(&cache_lock); }
+
+/* Make the caching handler NumPy's handler in the calling thread's context (NumPy keeps the
+ * handler in a context variable; every array remembers the handler that allocated it, so
+ * arrays made before keep theirs). api: NumPy's C-API table (PyArray_API): slot 304 is
+ * PyDataMem_SetHandler, 306 PyDataMem_DefaultHandler. Called with the GIL held. 0 on
+ * success, -1 with a Python exception set. */
+int install_numpy_cache(void **api, size_t cap) {
+    PyObject *(*set_handler)(PyObject *) = (PyObject * (*)(PyObject *)) api[304];
+    PyObject *default_capsule = *(PyObject **)api[306];
+    np_handler *def = PyCapsule_GetPointer(default_capsule, "mem_handler");
+    if (!def) return -1;
+    if (def->version != 1) {
+        PyErr_Format(PyExc_RuntimeError, "NumPy's memory handler has version %d, expected 1",
+                     (int)def->version);
+        return -1;
+    }
+    static int fork_safe = 0; /* a fork while another thread holds the lock must not leave */
+    if (!fork_safe) {         /* the child's copy locked forever */
+        pthread_atfork(cache_lock_all, cache_unlock_all, cache_unlock_all);
+        fork_safe = 1;
+    }
+    pthread_mutex_lock(&cache_lock);
+    numpy_default = def->allocator;
+    cache_cap = cap;
+    pthread_mutex_unlock(&cache_lock);
+    strcpy(cache_handler.name, "shenjing_block_cache");
+    cache_handler.version = 1;
+    cache_handler.allocator = (np_allocator){NULL, cache_malloc, cache_calloc, cache_realloc, cache_free};
+    PyObject *capsule = PyCapsule_New(&cache_handler, "mem_handler", NULL);
+    if (!capsule) return -1;
+    PyObject *old = set_handler(capsule); /* the context variable keeps its own reference */
+    Py_DECREF(capsule);
+    if (!old) return -1;
+    Py_DECREF(old);
+    return 0;
+}
+
+/* Return every cached block to NumPy's default handler. */
+void release_numpy_cache(void) {
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        if (cache[i].ptr) {
+            numpy_default.free(numpy_default.ctx, cache[i].ptr, cache[i].size);
+            cache[i].ptr = NULL;
+        }
+    cache_bytes = 0;
+    pthread_mutex_unlock(&cache_lock);
+}
+
+/* Bytes the cache holds now (tests, diagnostics). */
+size_t numpy_cache_bytes(void) {
+    pthread_mutex_lock(&cache_lock);
+    size_t n = cache_bytes;
+    pthread_mutex_unlock(&cache_lock);
+    return n;
 }
 
 /* The optimizer steps below round as the NumPy kernels do (no fused multiply-adds), so both

@@ -17,9 +17,9 @@ more than the whole peak of a small CNN's training step (measured; the issue's m
 target is 0.7x PyTorch's peak).
 
 Kernels (arguments are NumPy arrays, C-contiguous float32 unless said, and ints):
-* `lstm_forward_step(G, t, bias, cs, prev, cur, tcs, h)`: gate math of step t; NumPy twin
-  `ops.rnn._lstm_gates` (which documents the layout).
-* `lstm_backward_step(G, t, tcs, cs, prev, dh, dc, dG)`: twin `ops.rnn._lstm_step_grads`.
+* `lstm_forward(G, bias, cs, tcs, zh, h, outt)` and `lstm_backward(G, tcs, cs, gt, dh, dc,
+  dG)`: the step functions of one LSTM pass; NumPy twins `ops.rnn._lstm_gates` (which
+  documents the layout) and `ops.rnn._lstm_step_grads`.
 * `max_pool_forward(x, kh, kw, sh, sw, relu, out, code)` and
   `max_pool_backward(g, code, kh, kw, sh, sw, dx)`: unpadded max pooling in the
   (C, H, W, N) frame with a uint8 winner code per output; see `ops.pool.MaxPool`.
@@ -30,8 +30,12 @@ Kernels (arguments are NumPy arrays, C-contiguous float32 unless said, and ints)
 * `apply_keep(x, keep, out, scale)`: inverted dropout, one pass; twin `ops.nn_ops.apply_keep`.
 * `col2im_stride1(dcols, dx)`: a stride-1 convolution's col2im in one pass; twin
   `ops.conv._col2im`'s slice-adds.
-* `adam_step(x, g, m, v, v_max, beta1, beta2, decay, l2, maximize, eps_scaled, neg_step)`:
-  one pass of Adam over a parameter; twin `optim.adaptive._adam_kernel`.
+* `adam_step(...)` and `sgd_step(...)`: one pass of Adam / SGD over a parameter; twins
+  `optim.adaptive._adam_kernel` and `optim.sgd._sgd_kernel`, whose bits they give.
+
+And one memory policy: `cache_numpy_memory(max_bytes)` makes NumPy keep freed blocks of
+1 MB or more for reuse (see its docstring); shenjing's import turns it on for the importing
+thread with `SHENJING_NUMPY_CACHE_MB` (default 256; 0 leaves NumPy's allocator alone).
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ import numpy as np  # the kernels are CPU-only: NumPy is the array module wherev
 
 from . import backend
 
-__all__ = ["available", "enabled", "use_compiled", "kernels"]
+__all__ = ["available", "enabled", "use_compiled", "kernels", "cache_numpy_memory",
+           "numpy_cache_bytes", "release_numpy_cache"]
 
 _SPEC = importlib.util.find_spec("shenjing._ckernels")
 _AVAILABLE = _SPEC is not None and _SPEC.origin is not None
@@ -217,3 +222,57 @@ def kernels() -> _Kernels:
     if _kernels is None:
         _kernels = _Kernels(_SPEC.origin)
     return _kernels
+
+
+# ----------------------------------------------------------------------------- NumPy's memory
+
+
+def cache_numpy_memory(max_bytes: int) -> None:
+    """Make NumPy keep freed blocks of 1 MB or more, up to `max_bytes` in all, and hand them
+    to later requests of about their size, in the calling thread's context.
+
+    Why: glibc returns such blocks to the system when they are freed (unmapped, or trimmed
+    from the heap's top), so every training step page-faults its temporaries in again: 8–15
+    thousand faults and ~40 ms a step on the Transformer benchmark (benchmarks/RESULTS.md).
+    Like torch's caching allocator, this trades up to `max_bytes` of held memory for that.
+    NumPy keeps its memory handler in a context variable, so other threads keep NumPy's own
+    allocator; each array is freed by the handler that allocated it.
+    """
+    if not _AVAILABLE:
+        raise RuntimeError("cache_numpy_memory: shenjing's C extension was not built")
+    if not isinstance(max_bytes, int) or max_bytes < 0:
+        raise ValueError(f"cache_numpy_memory: max_bytes must be an int >= 0, got {max_bytes!r}")
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    api = get(np._core._multiarray_umath._ARRAY_API, None)
+    lib = ctypes.PyDLL(_SPEC.origin)  # holds the GIL: the function calls the Python C API
+    lib.install_numpy_cache.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    lib.install_numpy_cache.restype = ctypes.c_int
+    lib.install_numpy_cache(api, max_bytes)
+
+
+def numpy_cache_bytes() -> int:
+    """Bytes of freed NumPy blocks the cache holds now."""
+    if not _AVAILABLE:
+        return 0
+    f = ctypes.CDLL(_SPEC.origin).numpy_cache_bytes
+    f.restype = ctypes.c_size_t
+    return int(f())
+
+
+def release_numpy_cache() -> None:
+    """Give every block the cache holds back to the system (through NumPy's allocator)."""
+    if _AVAILABLE:
+        ctypes.CDLL(_SPEC.origin).release_numpy_cache()
+
+
+def _cache_mb_from_env() -> int:
+    value = os.environ.get("SHENJING_NUMPY_CACHE_MB", "256")
+    if not value.isdigit():
+        raise ValueError(f"SHENJING_NUMPY_CACHE_MB must be a whole number of megabytes "
+                         f"(0 turns the cache off), got {value!r}")
+    return int(value) << 20
+
+
+if _enabled and _cache_mb_from_env() > 0:
+    cache_numpy_memory(_cache_mb_from_env())

@@ -5,6 +5,9 @@
 * Convolutions whose columns are big rebuild them in backward from the saved input frame:
   the gradients are the same bits as with the columns held, against torch too, and an
   in-place change of a saved input frame is refused as torch refuses it.
+* NumPy's block cache (shenjing.compiled.cache_numpy_memory) reuses freed big blocks,
+  keeps small ones out, stays under its cap, never hands calloc a dirty block, and frees
+  arrays in the thread that drops them; other threads keep NumPy's own allocator.
 """
 
 from __future__ import annotations
@@ -115,3 +118,76 @@ def test_a_saved_input_frame_changed_in_place_is_refused(monkeypatch):
         h.mul_(2.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
+
+
+# ----------------------------------------------------------------------------- NumPy's memory
+
+
+def _compiled_or_skip():
+    from shenjing import compiled
+    if not compiled.available():
+        pytest.skip("shenjing._ckernels was not built (no C compiler at install)")
+    return compiled
+
+
+@pytest.fixture
+def numpy_cache():
+    """The block cache with a known cap, emptied before and after."""
+    compiled = _compiled_or_skip()
+    compiled.cache_numpy_memory(64 << 20)
+    compiled.release_numpy_cache()
+    yield compiled
+    compiled.release_numpy_cache()
+    compiled.cache_numpy_memory(compiled._cache_mb_from_env())
+
+
+def test_freed_big_blocks_are_reused_and_small_ones_are_not_kept(numpy_cache):
+    assert np._core.multiarray.get_handler_name() == "shenjing_block_cache"
+    a = np.full(1 << 20, 7, np.float32)  # 4 MB
+    where = _address(a)
+    del a
+    assert numpy_cache.numpy_cache_bytes() == 4 << 20
+    b = np.empty((1000, 1000), np.float32)  # 4,000,000 bytes: within 1/8 of the block
+    assert _address(b) == where and numpy_cache.numpy_cache_bytes() == 0
+    b[...] = 1.5  # the reused block is fully usable
+    assert float(b.sum(dtype=np.float64)) == 1.5e6
+    del b
+    small = np.ones(1000)
+    del small
+    assert numpy_cache.numpy_cache_bytes() == 4_000_000  # b's size, not the small one's
+    c = np.empty(1 << 18, np.float32)  # 1 MB: too small for the 4 MB block
+    assert _address(c) != where
+
+
+def test_the_cache_stays_under_its_cap_and_zeroed_arrays_are_zero(numpy_cache):
+    numpy_cache.cache_numpy_memory(6 << 20)
+    blocks = [np.ones(1 << 20, np.float32) for _ in range(3)]  # 3 x 4 MB
+    del blocks
+    assert numpy_cache.numpy_cache_bytes() == 4 << 20  # the second would exceed 6 MB
+    z = np.zeros(1 << 20, np.float32)  # calloc: never a dirty cached block
+    assert not z.any()
+
+
+def test_arrays_freed_in_other_threads_and_made_there(numpy_cache):
+    import threading
+    arrays = [np.full(1 << 19, i, np.float32) for i in range(8)]
+    made = []
+
+    def worker():
+        arrays.clear()  # freed here, by the handler that allocated them (this cache)
+        made.append(np.ones(1 << 19, np.float32))  # this thread: NumPy's own handler
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert numpy_cache.numpy_cache_bytes() == 8 * (2 << 20)
+    assert np._core.multiarray.get_handler_name(made[0]) == "default_allocator"
+
+
+def test_bad_cache_arguments_are_refused_at_the_call(monkeypatch):
+    compiled = _compiled_or_skip()
+    with pytest.raises(ValueError, match="max_bytes must be an int >= 0"):
+        compiled.cache_numpy_memory(-1)
+    monkeypatch.setenv("SHENJING_NUMPY_CACHE_MB", "lots")
+    with pytest.raises(ValueError, match="SHENJING_NUMPY_CACHE_MB must be a whole number"):
+        compiled._cache_mb_from_env()
