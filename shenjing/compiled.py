@@ -35,7 +35,7 @@ Kernels (arguments are NumPy arrays, C-contiguous float32 unless said, and ints)
 
 And one memory policy: `cache_numpy_memory(max_bytes)` makes NumPy keep freed blocks of
 1 MB or more for reuse (see its docstring); shenjing's import turns it on for the importing
-thread with `SHENJING_NUMPY_CACHE_MB` (default 256; 0 leaves NumPy's allocator alone).
+thread with `SHENJING_NUMPY_CACHE_MB` (default 64; 0 leaves NumPy's allocator alone).
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def release_numpy_cache() -> None:
 
 
 def _cache_mb_from_env() -> int:
-    value = os.environ.get("SHENJING_NUMPY_CACHE_MB", "256")
+    value = os.environ.get("SHENJING_NUMPY_CACHE_MB", "64")
     if not value.isdigit():
         raise ValueError(f"SHENJING_NUMPY_CACHE_MB must be a whole number of megabytes "
                          f"(0 turns the cache off), got {value!r}")
