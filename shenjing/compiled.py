@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import importlib.util
 import os
 
@@ -244,26 +245,30 @@ def cache_numpy_memory(max_bytes: int) -> None:
         raise ValueError(f"cache_numpy_memory: max_bytes must be an int >= 0, got {max_bytes!r}")
     get = ctypes.pythonapi.PyCapsule_GetPointer
     get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-    api = get(np._core._multiarray_umath._ARRAY_API, None)
-    lib = ctypes.PyDLL(_SPEC.origin)  # holds the GIL: the function calls the Python C API
-    lib.install_numpy_cache.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    lib.install_numpy_cache.restype = ctypes.c_int
-    lib.install_numpy_cache(api, max_bytes)
+    _cache_lib().install_numpy_cache(get(np._core._multiarray_umath._ARRAY_API, None), max_bytes)
 
 
 def numpy_cache_bytes() -> int:
     """Bytes of freed NumPy blocks the cache holds now."""
-    if not _AVAILABLE:
-        return 0
-    f = ctypes.CDLL(_SPEC.origin).numpy_cache_bytes
-    f.restype = ctypes.c_size_t
-    return int(f())
+    return int(_cache_lib().numpy_cache_bytes()) if _AVAILABLE else 0
 
 
 def release_numpy_cache() -> None:
     """Give every block the cache holds back to the system (through NumPy's allocator)."""
     if _AVAILABLE:
-        ctypes.CDLL(_SPEC.origin).release_numpy_cache()
+        _cache_lib().release_numpy_cache()
+
+
+@functools.cache
+def _cache_lib():
+    """The extension's block-cache functions. A PyDLL holds the GIL during calls, which
+    install_numpy_cache needs (it calls the Python C API and may set an exception)."""
+    lib = ctypes.PyDLL(_SPEC.origin)
+    lib.install_numpy_cache.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    lib.install_numpy_cache.restype = ctypes.c_int
+    lib.numpy_cache_bytes.restype = ctypes.c_size_t
+    lib.release_numpy_cache.restype = None
+    return lib
 
 
 def _cache_mb_from_env() -> int:
@@ -274,5 +279,5 @@ def _cache_mb_from_env() -> int:
     return int(value) << 20
 
 
-if _enabled and _cache_mb_from_env() > 0:
-    cache_numpy_memory(_cache_mb_from_env())
+if _enabled and (_startup_cache := _cache_mb_from_env()) > 0:
+    cache_numpy_memory(_startup_cache)
