@@ -133,7 +133,8 @@ class _Kernels:
         cs[prev] into cs[cur], tanh(c_t) into tcs[t], h_t into `h` (H, N, contiguous) and
         zh[:, slot] ((H, T, N), the next step's h rows of Z; not when slot < 0), h_t.T into outt[t]
         ((T, N, H)). Addresses are computed once here: per call, NumPy's
-        `__array_interface__` costs ~3 us an array, a quarter of the step's elementwise time."""
+        `__array_interface__` costs ~3 us an array, a quarter of the step's elementwise time.
+        The step function holds the arrays, so their memory lives as long as it does."""
         H, N = h.shape
         _check_layout(rows=(zh, outt), whole=(G, bias, cs, tcs, h))
         g0, gs, b = _ptr(G), G.strides[0], _ptr(bias)
@@ -142,7 +143,9 @@ class _Kernels:
         h0, o0, os, orow = _ptr(h), _ptr(outt), outt.strides[0], outt.strides[1] // 4
         f = self._lstm_f
 
-        def step(t, prev, cur, slot):
+        arrays = (G, bias, cs, tcs, zh, h, outt)
+
+        def step(t, prev, cur, slot, _hold=arrays):
             f(g0 + t * gs, b, c0 + prev * cst, c0 + cur * cst, tc0 + t * ts, h0,
               z0 + slot * zs if slot >= 0 else None, zrow, o0 + t * os, orow, H, N)
         return step
@@ -160,7 +163,9 @@ class _Kernels:
         dhp, dcp, dGp = _ptr(dh), _ptr(dc), _ptr(dG)
         f = self._lstm_b
 
-        def step(t, prev):
+        arrays = (G, tcs, cs, gt, dh, dc, dG)
+
+        def step(t, prev, _hold=arrays):
             f(g0 + t * gs, tc0 + t * ts, c0 + prev * cst, o0 + t * os, orow // 4, dhp, dcp, dGp,
               t, T, H, N)
         return step

@@ -99,6 +99,49 @@ def test_step_kernels_refuse_arrays_they_cannot_address():
                            h.copy(), np.zeros((4 * H, T, N), np.float32))
 
 
+def test_step_functions_keep_their_arrays_alive():
+    """The step functions write through raw addresses: they hold the arrays, so a caller that
+    drops its own names cannot leave them writing into freed memory."""
+    import gc
+    import weakref
+
+    H, N, T = 4, 3, 2
+    kern = compiled.kernels()
+    G = np.zeros((T, 4 * H, N), np.float32)
+    probe = weakref.ref(G)
+    fwd = kern.lstm_forward(G, np.zeros(4 * H, np.float32), np.zeros((T + 1, H, N), np.float32),
+                            np.zeros((T, H, N), np.float32), np.zeros((H, T, N), np.float32),
+                            np.zeros((H, N), np.float32), np.zeros((T, N, H), np.float32))
+    del G
+    gc.collect()
+    assert probe() is not None
+    fwd(0, 0, 1, 1)
+    gates = probe()[0]  # step 0's activations, from zero pre-activations: written into G[0]
+    np.testing.assert_array_equal(np.delete(gates, np.s_[2 * H:3 * H], axis=0), 0.5)
+    np.testing.assert_array_equal(gates[2 * H:3 * H], 0.0)  # the cell gate's tanh(0)
+    del fwd, gates
+    gc.collect()
+    assert probe() is None  # and released with the step function
+
+    dG = np.zeros((4 * H, T, N), np.float32)
+    probe = weakref.ref(dG)
+    bwd = kern.lstm_backward(np.full((T, 4 * H, N), 0.5, np.float32),
+                             np.zeros((T, H, N), np.float32), np.zeros((T + 1, H, N), np.float32),
+                             np.ones((T, N, H), np.float32), np.zeros((H, N), np.float32),
+                             np.zeros((H, N), np.float32), dG)
+    del dG
+    gc.collect()
+    bwd(1, 1)
+    # all gates 0.5, tanh(c) = 0, dh = 1 from the output rows: dc = 0.5, d pre_i = 0.5 * 0.5 *
+    # 0.25, d pre_g = 0.5 * 0.5 * 0.75, written into step 1's block of dG only
+    np.testing.assert_array_equal(probe()[:H, 1], 0.0625)
+    np.testing.assert_array_equal(probe()[2 * H:3 * H, 1], 0.1875)
+    assert not probe()[:, 0].any()
+    del bwd
+    gc.collect()
+    assert probe() is None
+
+
 def test_float64_and_switched_off_runs_take_the_numpy_path(monkeypatch):
     calls = []
     kern = compiled.kernels()
